@@ -1,0 +1,61 @@
+"""The ``railwatch`` command line: thin wrappers over the library, one module per command.
+
+Commands are imported only when they run, so ``railwatch --help`` stays fast and never
+imports torch or ultralytics.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from railwatch import __version__
+from railwatch.errors import RailwatchError
+
+__all__ = ["main"]
+
+# name -> (module, attribute, one-line help). Help is duplicated here so that listing
+# commands imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "sites": ("railwatch.cli.sites", "sites", "List the bundled sites."),
+    "inspect": ("railwatch.cli.inspect", "inspect", "Check scenes against a site without counting."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{attr} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RailwatchError as exc:
+            click.echo(f"railwatch: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="railwatch")
+def main() -> None:
+    """Count rail cars in satellite imagery of a border rail crossing.
+
+    The bundled sample imagery is simulated; see the README.
+    """
