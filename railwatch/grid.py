@@ -10,7 +10,6 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import rasterize
-from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from railwatch.tile import PixelWindow
@@ -53,11 +52,11 @@ class SiteGrid:
         return cls(crs, gsd, Affine(gsd, 0.0, x0, 0.0, -gsd, y1), rows, cols)
 
     def window_transform(self, window: PixelWindow) -> Affine:
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def window_bounds(self, window: PixelWindow) -> tuple[float, float, float, float]:
-        x0, y1 = self.transform * (window.col_off, window.row_off)
-        x1, y0 = self.transform * (window.col_off + window.cols, window.row_off + window.rows)
+        x0, y1 = self.transform @ (window.col_off, window.row_off)
+        x1, y0 = self.transform @ (window.col_off + window.cols, window.row_off + window.rows)
         return x0, y0, x1, y1
 
     def rasterize(self, geometry: BaseGeometry, window: PixelWindow) -> np.ndarray:
@@ -95,16 +94,23 @@ def plan_windows(
     """
     if block <= 0 or halo < 0:
         raise ValueError("block must be positive and halo non-negative")
+    if region.is_empty:
+        return ()
+    cores = [
+        PixelWindow(r0, c0, min(block, grid.rows - r0), min(block, grid.cols - c0))
+        for r0 in range(0, grid.rows, block)
+        for c0 in range(0, grid.cols, block)
+    ]
+    boxes = shapely.box(*np.array([grid.window_bounds(c) for c in cores]).T)
+    hits = shapely.intersects(region, boxes)
     out: list[GridWindow] = []
-    prepared = shapely.prepared.prep(region) if not region.is_empty else None
-    for r0 in range(0, grid.rows, block):
-        for c0 in range(0, grid.cols, block):
-            core = PixelWindow(r0, c0, min(block, grid.rows - r0), min(block, grid.cols - c0))
-            if prepared is None or not prepared.intersects(box(*grid.window_bounds(core))):
-                continue
-            wr0, wc0 = max(0, r0 - halo), max(0, c0 - halo)
-            wr1 = min(grid.rows, r0 + core.rows + halo)
-            wc1 = min(grid.cols, c0 + core.cols + halo)
-            window = PixelWindow(wr0, wc0, wr1 - wr0, wc1 - wc0)
-            out.append(GridWindow(window, PixelWindow(r0 - wr0, c0 - wc0, core.rows, core.cols)))
+    for core, hit in zip(cores, hits, strict=True):
+        if not hit:
+            continue
+        r0, c0 = core.row_off, core.col_off
+        wr0, wc0 = max(0, r0 - halo), max(0, c0 - halo)
+        wr1 = min(grid.rows, r0 + core.rows + halo)
+        wc1 = min(grid.cols, c0 + core.cols + halo)
+        window = PixelWindow(wr0, wc0, wr1 - wr0, wc1 - wc0)
+        out.append(GridWindow(window, PixelWindow(r0 - wr0, c0 - wc0, core.rows, core.cols)))
     return tuple(out)

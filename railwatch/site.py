@@ -242,7 +242,7 @@ def site_from_geojson(doc: object, default_name: str = "site", source: str = "si
             raise BadSiteError(f"{source}: feature {i} ({role}) has no properties.name")
         try:
             geom = shape(feature["geometry"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
             raise BadSiteError(f"{source}: feature {name!r} has no readable geometry ({exc})") from exc
         _check_lonlat(geom, f"{source}: feature {name!r}")
         if role == "aoi":

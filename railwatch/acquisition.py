@@ -1,0 +1,151 @@
+"""When a scene was acquired: from a STAC sidecar, the raster's metadata tags, or its file name.
+
+Never a guess: a scene with no time from any of these sources is rejected.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+__all__ = [
+    "Acquisition",
+    "TimeSource",
+    "from_file_name",
+    "from_stac_sidecar",
+    "from_tags",
+    "parse_datetime",
+]
+
+
+class TimeSource(enum.StrEnum):
+    """Where an acquisition time came from, in order of precedence."""
+
+    STAC = "stac"
+    TAG = "tag"
+    FILE_NAME = "file_name"
+
+
+@dataclass(frozen=True, slots=True)
+class Acquisition:
+    """An acquisition time (UTC) and where it was read."""
+
+    time: datetime
+    source: TimeSource
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.time.tzinfo is None:
+            raise ValueError("acquisition time must be timezone-aware")
+
+
+#: Metadata tags that hold an acquisition time, most specific first. TIFFTAG_DATETIME comes
+#: last: by the TIFF specification it is the file's creation time, which many producers set to
+#: the acquisition time but some set to the processing time.
+TIME_TAGS: tuple[str, ...] = (
+    "ACQUISITION_DATETIME",
+    "ACQUISITIONDATETIME",
+    "ACQUISITION_DATE_TIME",
+    "ACQUIRED",  # Planet
+    "DATETIME_ACQUIRED",
+    "FIRSTLINETIME",  # Maxar .IMD
+    "IMAGING_DATETIME",
+    "IMAGING_DATE",
+    "ACQUISITION_DATE",
+    "DATE_ACQUIRED",  # Landsat MTL style
+    "SENSING_TIME",
+    "DATETIME",
+    "TIFFTAG_DATETIME",
+)
+
+_ISOISH = re.compile(
+    r"^\s*(?P<y>\d{4})[-:/](?P<mo>\d{2})[-:/](?P<d>\d{2})"
+    r"(?:[T\s_](?P<h>\d{2}):?(?P<mi>\d{2})(?::?(?P<s>\d{2})(?:\.(?P<f>\d+))?)?)?"
+    r"\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}:?\d{2})?\s*$",
+    re.IGNORECASE,
+)
+
+# In file names: 20231005, 2023-10-05, optionally with a time T021500, _0215, T02:15:00Z.
+_NAME_DATE = re.compile(
+    r"(?<!\d)(?P<y>(?:19|20)\d{2})(?P<sep>-?)(?P<mo>0[1-9]|1[0-2])(?P=sep)(?P<d>0[1-9]|[12]\d|3[01])"
+    r"(?:[T_ -]?(?P<h>[01]\d|2[0-3])[:-]?(?P<mi>[0-5]\d)(?:[:-]?(?P<s>[0-5]\d))?(?!\d)Z?)?"
+    r"(?!\d)"
+)
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """Parse an ISO-8601-like or TIFF (``YYYY:MM:DD HH:MM:SS``) time; naive times are UTC."""
+    m = _ISOISH.match(text)
+    if not m:
+        return None
+    try:
+        frac = (m.group("f") or "0")[:6].ljust(6, "0")
+        dt = datetime(
+            int(m.group("y")),
+            int(m.group("mo")),
+            int(m.group("d")),
+            int(m.group("h") or 0),
+            int(m.group("mi") or 0),
+            int(m.group("s") or 0),
+            int(frac),
+        )
+    except ValueError:
+        return None
+    tz = (m.group("tz") or "").upper()
+    if tz in ("", "Z", "UTC", "GMT"):
+        return dt.replace(tzinfo=UTC)
+    sign = 1 if tz[0] == "+" else -1
+    digits = tz[1:].replace(":", "")
+    offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
+    return dt.replace(tzinfo=timezone(timedelta(minutes=offset))).astimezone(UTC)
+
+
+def from_stac_sidecar(image: Path) -> Acquisition | None:
+    """``properties.datetime`` (or ``start_datetime``) of a STAC item ``<stem>.json`` beside the image."""
+    sidecar = image.with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        item = json.loads(sidecar.read_text(encoding="utf-8"))
+        props = item.get("properties") or {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    for key in ("datetime", "start_datetime"):
+        value = props.get(key)
+        if isinstance(value, str) and (dt := parse_datetime(value)) is not None:
+            return Acquisition(dt, TimeSource.STAC, f"{sidecar.name} properties.{key}")
+    return None
+
+
+def from_tags(tags: Mapping[str, str]) -> Acquisition | None:
+    """The first known time tag in GDAL metadata (any domain, merged by the caller)."""
+    upper = {k.upper(): v for k, v in tags.items()}
+    for key in TIME_TAGS:
+        value = upper.get(key)
+        if value and (dt := parse_datetime(value.strip().strip('"'))) is not None:
+            return Acquisition(dt, TimeSource.TAG, key)
+    return None
+
+
+def from_file_name(image: Path) -> Acquisition | None:
+    """A date (``YYYYMMDD`` or ``YYYY-MM-DD``, optionally with a time) in the file name; UTC."""
+    for m in _NAME_DATE.finditer(image.stem):
+        try:
+            dt = datetime(
+                int(m.group("y")),
+                int(m.group("mo")),
+                int(m.group("d")),
+                int(m.group("h") or 0),
+                int(m.group("mi") or 0),
+                int(m.group("s") or 0),
+                tzinfo=UTC,
+            )
+        except ValueError:
+            continue
+        return Acquisition(dt, TimeSource.FILE_NAME, m.group(0))
+    return None

@@ -1,0 +1,340 @@
+"""The scene loader: open any raster GDAL reads, check it, and warp windows of it onto the site grid.
+
+``open_scene`` reads metadata and a small overview only (time, bands, ground sample distance,
+footprint, stretch) and raises a :class:`~railwatch.errors.SceneError` subclass for anything
+that makes the scene unusable. ``read_tiles`` then warps only the windows around the counting
+areas onto the site grid with a ``WarpedVRT``: memory is bounded by one window, not the scene.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from pyproj import Transformer
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from shapely.geometry import Polygon
+
+from railwatch import acquisition
+from railwatch.acquisition import Acquisition
+from railwatch.errors import (
+    NoAcquisitionTimeError,
+    NoGeoreferenceError,
+    NoOverlapError,
+    ResolutionTooCoarseError,
+    SceneReadError,
+    UnsupportedBandsError,
+)
+from railwatch.grid import GridWindow, SiteGrid
+from railwatch.tile import Tile
+
+__all__ = [
+    "MAX_GSD_M",
+    "BandLayout",
+    "Scene",
+    "Stretch",
+    "open_scene",
+    "read_tiles",
+]
+
+#: Coarsest ground sample distance accepted: a 3.2 m wide car is ~3 px at 1 m.
+MAX_GSD_M = 1.0
+
+#: Percentiles of the per-scene stretch of non-8-bit data.
+STRETCH_PERCENTILES = (0.5, 99.5)
+
+#: Longest side of the overview read for the stretch and the integrity check.
+OVERVIEW_SIDE = 1024
+
+_RGB = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+_DESCRIPTION_NAMES = {
+    "red": 0, "r": 0, "green": 1, "g": 1, "blue": 2, "b": 2,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BandLayout:
+    """Which 1-based bands give red, green and blue (all three the same for panchromatic)."""
+
+    rgb: tuple[int, int, int]
+    alpha: int | None
+    description: str
+
+    @property
+    def panchromatic(self) -> bool:
+        return len(set(self.rgb)) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """A linear map of each of the three output bands from [low, high] to [0, 255]."""
+
+    low: tuple[float, float, float]
+    high: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if any(h <= lo for lo, h in zip(self.low, self.high, strict=True)):
+            raise ValueError(f"stretch needs high > low, got {self.low} {self.high}")
+
+    @classmethod
+    def identity(cls) -> Stretch:
+        return cls((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """``(3, rows, cols)`` of any dtype to uint8."""
+        if self == Stretch.identity() and data.dtype == np.uint8:
+            return data
+        low = np.asarray(self.low, dtype=np.float32)[:, None, None]
+        high = np.asarray(self.high, dtype=np.float32)[:, None, None]
+        scaled = (data.astype(np.float32) - low) * (255.0 / (high - low))
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """A checked scene: where its pixels are, when they were taken, and how to read them."""
+
+    path: Path
+    crs: CRS
+    native_gsd: float
+    acquisition: Acquisition
+    bands: BandLayout
+    stretch: Stretch
+    footprint: Polygon
+    dtype: str
+    nodata: float | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def open_scene(path: str | Path, site_crs: CRS, aoi: Polygon, max_gsd: float = MAX_GSD_M) -> Scene:
+    """Open and check a scene; ``aoi`` is in ``site_crs``. Raises a ``SceneError`` subclass."""
+    path = Path(path)
+    if not path.is_file():
+        raise SceneReadError(path, "no such file; check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(path)
+    except RasterioError as exc:
+        raise SceneReadError(
+            path, f"not a raster GDAL can read ({_first_line(exc)}); is it a GeoTIFF or COG?"
+        ) from exc
+    with src:
+        crs = _check_georeference(path, src)
+        bands = _band_layout(path, src)
+        footprint = _footprint(src, crs, site_crs)
+        if not footprint.intersects(aoi):
+            raise NoOverlapError(
+                path,
+                "does not overlap the site's area of interest; is it the right site (--site)?",
+            )
+        gsd = _native_gsd(src, crs, site_crs)
+        if gsd > max_gsd:
+            raise ResolutionTooCoarseError(
+                path,
+                f"ground sample distance {gsd:.2f} m is coarser than {max_gsd:.1f} m: individual cars "
+                "cannot be resolved; PlanetScope's 3 m is too coarse. Use 0.3–0.8 m imagery "
+                "(WorldView, SkySat, aerial)",
+            )
+        acq = _acquisition(path, src)
+        stretch = _stretch(path, src, bands)
+        return Scene(
+            path=path,
+            crs=crs,
+            native_gsd=gsd,
+            acquisition=acq,
+            bands=bands,
+            stretch=stretch,
+            footprint=footprint,
+            dtype=src.dtypes[0],
+            nodata=src.nodata,
+        )
+
+
+def read_tiles(
+    scene: Scene, grid: SiteGrid, windows: Sequence[GridWindow]
+) -> Iterator[Tile]:
+    """Warp ``windows`` of the scene onto ``grid`` (bilinear) and yield them as tiles.
+
+    Pixels outside the scene, nodata pixels and pixels masked by the raster's alpha band or
+    mask are not valid. Raises :class:`SceneReadError` if the file turns out truncated.
+    """
+    indexes = list(scene.bands.rgb)
+    try:
+        with rasterio.open(scene.path) as src:
+            options: dict[str, object] = {
+                "crs": grid.crs,
+                "transform": grid.transform,
+                "width": grid.cols,
+                "height": grid.rows,
+                "resampling": Resampling.bilinear,
+            }
+            if scene.nodata is not None:
+                options.update(src_nodata=scene.nodata, nodata=scene.nodata)
+                alpha = None
+            elif scene.bands.alpha is not None:
+                alpha = scene.bands.alpha  # GDAL warps the source alpha (0 outside the scene)
+            else:
+                options.update(add_alpha=True)
+                alpha = src.count + 1
+            with WarpedVRT(src, **options) as vrt:
+                for gw in windows:
+                    w = gw.window
+                    win = Window(w.col_off, w.row_off, w.cols, w.rows)
+                    data = vrt.read(indexes, window=win)
+                    if alpha is not None:
+                        valid = vrt.read(alpha, window=win) > 0
+                    else:
+                        valid = vrt.read_masks(indexes[0], window=win) > 0
+                    yield Tile(
+                        array=scene.stretch.apply(data),
+                        valid=valid,
+                        transform=grid.window_transform(w),
+                        crs=grid.crs,
+                        acquired=scene.acquisition.time,
+                        scene=scene.name,
+                        core=gw.core,
+                    )
+    except RasterioError as exc:
+        raise SceneReadError(
+            scene.path, f"could not read pixels ({_first_line(exc)}); the file may be truncated"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _check_georeference(path: Path, src: rasterio.io.DatasetReader) -> CRS:
+    if src.crs is None or src.transform.is_identity:
+        gcps, _ = src.gcps
+        hint = (
+            "it has only ground control points: orthorectify it first "
+            "(gdalwarp -r bilinear in.tif out.tif)"
+            if gcps
+            else "it needs a CRS and a geotransform (a GeoTIFF, or a world file with a .prj)"
+        )
+        raise NoGeoreferenceError(path, f"has no georeferencing; {hint}")
+    return CRS.from_user_input(src.crs)
+
+
+def _band_layout(path: Path, src: rasterio.io.DatasetReader) -> BandLayout:
+    interp = list(src.colorinterp)
+    alpha = interp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interp else None
+    if all(c in interp for c in _RGB):
+        rgb = tuple(interp.index(c) + 1 for c in _RGB)
+        return BandLayout((rgb[0], rgb[1], rgb[2]), alpha, "colour interpretation")
+    names = [(d or "").strip().lower() for d in src.descriptions]
+    found: dict[int, int] = {}
+    for i, name in enumerate(names):
+        if name in _DESCRIPTION_NAMES and _DESCRIPTION_NAMES[name] not in found:
+            found[_DESCRIPTION_NAMES[name]] = i + 1
+    if len(found) == 3:
+        return BandLayout((found[0], found[1], found[2]), alpha, "band descriptions")
+    colour = [i for i, c in enumerate(interp) if c not in (ColorInterp.alpha, ColorInterp.undefined)]
+    data_bands = [i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha]
+    if len(data_bands) == 1 and ColorInterp.palette not in interp:
+        b = data_bands[0]
+        return BandLayout((b, b, b), alpha, "panchromatic")
+    if src.count == 3 and ColorInterp.palette not in interp and len(colour) <= 1:
+        return BandLayout((1, 2, 3), alpha, "3 bands without colour interpretation, read as RGB")
+    raise UnsupportedBandsError(
+        path,
+        f"cannot tell red, green and blue among its {src.count} bands "
+        f"(colour interpretation {[c.name for c in interp]}, descriptions {src.descriptions}); "
+        "set the colour interpretation or band descriptions (gdal_edit.py -colorinterp_1 red ...), "
+        "or give RGB, RGBA, RGBN/BGRN or single-band panchromatic imagery",
+    )
+
+
+def _footprint(src: rasterio.io.DatasetReader, crs: CRS, site_crs: CRS) -> Polygon:
+    """The raster's outline in the site CRS, densified so that curved edges stay close."""
+    w, h = src.width, src.height
+    n = 16
+    edge = np.linspace(0.0, 1.0, n, endpoint=False)
+    cols = np.concatenate([edge * w, np.full(n, w), (1 - edge) * w, np.zeros(n)])
+    rows = np.concatenate([np.zeros(n), edge * h, np.full(n, h), (1 - edge) * h])
+    t = src.transform
+    xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+    tr = Transformer.from_crs(crs.to_wkt(), site_crs.to_wkt(), always_xy=True)
+    px, py = tr.transform(xs, ys)
+    return Polygon(np.column_stack([px, py]))
+
+
+def _native_gsd(src: rasterio.io.DatasetReader, crs: CRS, site_crs: CRS) -> float:
+    """Pixel size in metres at the scene centre, measured in the site's metric CRS."""
+    t = src.transform
+    c, r = src.width / 2.0, src.height / 2.0
+    pts = np.array([(c, r), (c + 1, r), (c, r + 1)])
+    xs = t.a * pts[:, 0] + t.b * pts[:, 1] + t.c
+    ys = t.d * pts[:, 0] + t.e * pts[:, 1] + t.f
+    tr = Transformer.from_crs(crs.to_wkt(), site_crs.to_wkt(), always_xy=True)
+    px, py = tr.transform(xs, ys)
+    dx = math.hypot(px[1] - px[0], py[1] - py[0])
+    dy = math.hypot(px[2] - px[0], py[2] - py[0])
+    return math.sqrt(dx * dy)
+
+
+def _acquisition(path: Path, src: rasterio.io.DatasetReader) -> Acquisition:
+    found = acquisition.from_stac_sidecar(path)
+    if found is None:
+        tags: dict[str, str] = {}
+        for domain in [None, *(src.tag_namespaces() or [])]:
+            if domain in ("IMAGE_STRUCTURE", "DERIVED_SUBDATASETS", "xml:XMP"):
+                continue
+            try:
+                tags.update(src.tags(ns=domain) if domain else src.tags())
+            except RasterioError:
+                continue
+        found = acquisition.from_tags(tags)
+    if found is None:
+        found = acquisition.from_file_name(path)
+    if found is None:
+        raise NoAcquisitionTimeError(
+            path,
+            "no acquisition time: add a STAC item <stem>.json with properties.datetime, set the "
+            "ACQUISITION_DATETIME tag (gdal_edit.py -mo ACQUISITION_DATETIME=2023-10-05T02:15:00Z), "
+            "or put the date in the file name (e.g. scene_20231005.tif)",
+        )
+    return found
+
+
+def _stretch(path: Path, src: rasterio.io.DatasetReader, bands: BandLayout) -> Stretch:
+    """Robust per-scene stretch from an overview; also proves the file's pixels can be read."""
+    scale = max(src.width, src.height) / OVERVIEW_SIDE
+    shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale))) if scale > 1 else (
+        src.height,
+        src.width,
+    )
+    try:
+        data = src.read(list(bands.rgb), out_shape=(3, *shape), masked=True)
+    except RasterioError as exc:
+        raise SceneReadError(
+            path, f"could not read pixels ({_first_line(exc)}); the file may be truncated or corrupt"
+        ) from exc
+    if src.dtypes[0] == "uint8":
+        return Stretch.identity()
+    low, high = [], []
+    for band in data:
+        values = band.compressed() if np.ma.isMaskedArray(band) else band.ravel()
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            raise SceneReadError(path, "holds no valid pixels (all nodata)")
+        lo, hi = np.percentile(values, STRETCH_PERCENTILES)
+        if hi <= lo:
+            hi = lo + 1.0
+        low.append(float(lo))
+        high.append(float(hi))
+    return Stretch((low[0], low[1], low[2]), (high[0], high[1], high[2]))

@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from pyproj import Transformer
+
+from conftest import CAR_LENGTH_M, write_site
+from railwatch.errors import (
+    NoAcquisitionTimeError,
+    NoGeoreferenceError,
+    NoOverlapError,
+    ResolutionTooCoarseError,
+    SceneError,
+    SceneReadError,
+    UnsupportedBandsError,
+)
+from railwatch.grid import SiteGrid, plan_windows
+from railwatch.scene import open_scene, read_tiles
+from railwatch.site import load_site
+
+GSD = 0.5
+TUMANGANG = (130.6081, 42.4214)
+ZURICH = (8.5403, 47.3779)
+
+
+def _bright_centroid(scene_path: Path, site_path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    site = load_site(site_path)
+    scene = open_scene(scene_path, site.crs, site.aoi_local)
+    grid = SiteGrid.covering(site.aoi_local, site.crs, GSD)
+    region = site.counting_region().intersection(scene.footprint)
+    tiles = list(read_tiles(scene, grid, plan_windows(grid, region, block=512, halo=64)))
+    assert tiles, "no window read"
+    points = []
+    for tile in tiles:
+        rows, cols = np.nonzero((tile.array[0] > 145) & tile.valid)
+        core = tile.core
+        keep = (
+            (rows >= core.row_off) & (rows < core.row_off + core.rows)
+            & (cols >= core.col_off) & (cols < core.col_off + core.cols)
+        )
+        xy = np.column_stack([cols[keep] + 0.5, rows[keep] + 0.5])
+        points.append(tile.pixels_to_map(xy))
+    pts = np.concatenate(points)
+    return pts.mean(axis=0), pts, len(tiles)
+
+
+@pytest.mark.parametrize(
+    ("crs", "where", "site_name"),
+    [
+        ("EPSG:32652", TUMANGANG, "tumangang_khasan"),
+        ("EPSG:4326", TUMANGANG, "tumangang_khasan"),
+        ("EPSG:3857", TUMANGANG, "tumangang_khasan"),
+        ("EPSG:2056", ZURICH, None),
+    ],
+)
+def test_car_lands_within_one_pixel_in_every_crs(make_scene, tmp_path, crs, where, site_name):
+    lon, lat = where
+    site_path = site_name or write_site(tmp_path / "zurich.geojson", lon, lat)
+    scene = make_scene(crs=crs, lon=lon, lat=lat)
+    centroid, pts, _ = _bright_centroid(scene.path, site_path)
+    site = load_site(site_path)
+    expected = Transformer.from_crs("EPSG:4326", site.crs.to_wkt(), always_xy=True).transform(lon, lat)
+    error = np.hypot(*(centroid - np.asarray(expected)))
+    assert error < GSD, f"{crs}: car centre off by {error:.2f} m"
+    # And it is the right size: about 19.2 m long on the site grid.
+    extent = pts.max(axis=0) - pts.min(axis=0)
+    assert abs(max(extent) - CAR_LENGTH_M) < 2 * GSD
+
+
+def test_only_windows_near_counting_areas_are_read(make_scene):
+    scene = make_scene(size=3000, gsd_m=0.5)  # 1.5 km square around Tumangang
+    site = load_site("tumangang_khasan")
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    grid = SiteGrid.covering(site.aoi_local, site.crs, GSD)
+    region = site.counting_region().intersection(sc.footprint)
+    windows = plan_windows(grid, region, block=256, halo=32)
+    read = sum(w.window.rows * w.window.cols for w in windows)
+    scene_px = 3000 * 3000
+    assert read < 0.35 * scene_px
+    assert max(w.window.rows * w.window.cols for w in windows) <= (256 + 2 * 32) ** 2
+    for window, tile in zip(windows[:2], read_tiles(sc, grid, windows[:2]), strict=True):
+        assert tile.shape == (window.window.rows, window.window.cols)
+        assert tile.transform == grid.window_transform(window.window)
+
+
+def test_uint16_and_float_are_stretched_to_uint8(make_scene):
+    site = load_site("tumangang_khasan")
+    for dtype in ("uint16", "float32"):
+        scene = make_scene(name=f"s_{dtype}_20231005.tif", dtype=dtype)
+        sc = open_scene(scene.path, site.crs, site.aoi_local)
+        assert sc.stretch.high[0] > sc.stretch.low[0]
+        grid = SiteGrid.covering(site.aoi_local, site.crs, GSD)
+        tile = next(read_tiles(sc, grid, plan_windows(grid, site.counting_region().intersection(sc.footprint))))
+        values = tile.array[0][tile.valid]
+        assert tile.array.dtype == np.uint8
+        assert values.max() >= 250 and values.min() <= 10  # full range used
+
+
+@pytest.mark.parametrize(
+    ("bands", "colorinterp", "descriptions", "expected"),
+    [
+        (1, None, None, (1, 1, 1)),
+        (3, None, None, (1, 2, 3)),
+        (4, ["red", "green", "blue", "alpha"], None, (1, 2, 3)),
+        (4, ["blue", "green", "red", "undefined"], None, (3, 2, 1)),
+        (4, ["gray", "undefined", "undefined", "undefined"], ["Blue", "Green", "Red", "NIR"], (3, 2, 1)),
+        (4, ["gray", "undefined", "undefined", "undefined"], ["red", "green", "blue", "nir"], (1, 2, 3)),
+    ],
+)
+def test_band_layouts(make_scene, bands, colorinterp, descriptions, expected):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(bands=bands, colorinterp=colorinterp, descriptions=descriptions, dtype="uint16")
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    assert sc.bands.rgb == expected
+
+
+def test_unsupported_band_layout(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(bands=2, colorinterp=["gray", "undefined"], dtype="uint16")
+    with pytest.raises(UnsupportedBandsError, match="scene_20231005.tif.*red, green and blue"):
+        open_scene(scene.path, site.crs, site.aoi_local)
+
+
+def test_nodata_and_footprint_make_the_valid_mask(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(nodata=0)
+    with rasterio.open(scene.path, "r+") as ds:
+        data = ds.read()
+        data[:, :, :100] = 0
+        ds.write(data)
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    grid = SiteGrid.covering(site.aoi_local, site.crs, GSD)
+    tiles = list(read_tiles(sc, grid, plan_windows(grid, site.counting_region().intersection(sc.footprint))))
+    valid = sum(int(t.valid[t.core.slices].sum()) for t in tiles)
+    area = sum(t.core.rows * t.core.cols for t in tiles)
+    # The scene is 240 m square, 200 m of it not nodata, inside windows much larger than it.
+    assert 0 < valid < area
+    expected = sc.footprint.intersection(site.aoi_local).area * (500 / 600) / GSD**2
+    assert valid <= expected * 1.05
+
+
+# --- refusals: each names the file and says what to do -------------------------------------
+
+
+def test_not_a_raster(tmp_path):
+    site = load_site("tumangang_khasan")
+    bad = tmp_path / "notes_20231005.tif"
+    bad.write_text("this is not an image")
+    with pytest.raises(SceneReadError, match=r"notes_20231005.tif: not a raster"):
+        open_scene(bad, site.crs, site.aoi_local)
+
+
+def test_truncated_file(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene()
+    raw = scene.path.read_bytes()
+    scene.path.write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(SceneReadError, match=r"scene_20231005.tif: .*(truncated|not a raster)"):
+        sc = open_scene(scene.path, site.crs, site.aoi_local)
+        grid = SiteGrid.covering(site.aoi_local, site.crs, GSD)
+        list(read_tiles(sc, grid, plan_windows(grid, site.counting_region().intersection(sc.footprint))))
+
+
+def test_no_georeference(tmp_path):
+    site = load_site("tumangang_khasan")
+    path = tmp_path / "plain_20231005.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=10, height=10, count=3, dtype="uint8") as ds:
+        ds.write(np.zeros((3, 10, 10), np.uint8))
+    with pytest.raises(NoGeoreferenceError, match="plain_20231005.tif: has no georeferencing"):
+        open_scene(path, site.crs, site.aoi_local)
+
+
+def test_no_overlap(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(lon=127.0, lat=37.5)  # Seoul
+    with pytest.raises(NoOverlapError, match="does not overlap the site's area of interest"):
+        open_scene(scene.path, site.crs, site.aoi_local)
+
+
+def test_no_acquisition_time(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(name="scene.tif")
+    with pytest.raises(NoAcquisitionTimeError, match="scene.tif: no acquisition time: add a STAC"):
+        open_scene(scene.path, site.crs, site.aoi_local)
+
+
+def test_too_coarse(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(gsd_m=3.0, size=200)
+    with pytest.raises(ResolutionTooCoarseError, match="3.00 m .*cannot be resolved; PlanetScope"):
+        open_scene(scene.path, site.crs, site.aoi_local)
+
+
+def test_every_refusal_is_a_scene_error_with_a_reason():
+    for cls in (SceneReadError, NoGeoreferenceError, NoOverlapError, NoAcquisitionTimeError,
+                ResolutionTooCoarseError, UnsupportedBandsError):
+        assert issubclass(cls, SceneError)
+        assert cls.reason != SceneError.reason
+
+
+# --- acquisition time sources and their precedence ------------------------------------------
+
+
+def test_time_from_stac_sidecar_beats_tags_and_name(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(name="scene_20230101.tif", tags={"ACQUISITION_DATETIME": "2023-02-02T00:00:00Z"})
+    scene.path.with_suffix(".json").write_text(
+        json.dumps({"type": "Feature", "properties": {"datetime": "2023-10-05T02:15:30Z"}})
+    )
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    assert sc.acquisition.time.isoformat() == "2023-10-05T02:15:30+00:00"
+    assert sc.acquisition.source == "stac"
+
+
+def test_time_from_tags_beats_name(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(name="scene_20230101.tif", tags={"TIFFTAG_DATETIME": "2023:10:05 02:15:00"})
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    assert sc.acquisition.time.isoformat() == "2023-10-05T02:15:00+00:00"
+    assert sc.acquisition.source == "tag"
+    assert sc.acquisition.detail == "TIFFTAG_DATETIME"
+
+
+def test_acquisition_tag_beats_tiff_datetime(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(
+        name="scene.tif",
+        tags={"TIFFTAG_DATETIME": "2024:01:01 00:00:00", "ACQUISITION_DATETIME": "2023-10-05T11:15:00+09:00"},
+    )
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    assert sc.acquisition.time.isoformat() == "2023-10-05T02:15:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("name", "iso"),
+    [
+        ("tumangang_20231005.tif", "2023-10-05T00:00:00+00:00"),
+        ("SkySat_2023-10-05_x.tif", "2023-10-05T00:00:00+00:00"),
+        ("scene_20231005T021500.tif", "2023-10-05T02:15:00+00:00"),
+        ("scene_20231005_0215.tif", "2023-10-05T02:15:00+00:00"),
+    ],
+)
+def test_time_from_file_name(make_scene, name, iso):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(name=name)
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    assert sc.acquisition.time.isoformat() == iso
+    assert sc.acquisition.source == "file_name"
+
+
+def test_bad_stac_sidecar_falls_through_to_next_source(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(name="scene_20231005.tif")
+    scene.path.with_suffix(".json").write_text("{not json")
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    assert sc.acquisition.source == "file_name"
