@@ -1,18 +1,153 @@
 """The model manifest (``models/manifest.json``): classes, ground sample distance, chip size,
-file hashes, how the model was trained and how well it did."""
+file hashes, how the model was trained and how well it did.
+
+Format::
+
+    {
+      "name": "railcar-obb-n",
+      "classes": ["covered_car", "open_car", "tank_car", "flat_car", "locomotive"],
+      "gsd": 0.3,                       # metres per pixel the model works at
+      "chip": 320,                      # chip side in pixels
+      "files": {"weights": {"path": "railcar-obb.pt", "sha256": "..."},
+                "onnx": {"path": "railcar-obb.onnx", "sha256": "..."}},
+      "training": {...},                # command, seed, data recipe, epochs, base model
+      "accuracy": {"per_class": {"covered_car": {"precision": 0.97, "recall": 0.95, "f1": 0.96},
+                                  ...},
+                   ...}                 # what it was measured on, and how
+    }
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["CLASSES", "DEFAULT_GSD", "default_gsd", "default_model_dir"]
+from railwatch.errors import ModelError, ModelIntegrityError
+
+__all__ = [
+    "CLASSES",
+    "DEFAULT_GSD",
+    "ClassMetrics",
+    "ModelManifest",
+    "default_gsd",
+    "default_model_dir",
+    "sha256_file",
+]
 
 #: Rolling-stock classes, in the model's index order.
 CLASSES: tuple[str, ...] = ("covered_car", "open_car", "tank_car", "flat_car", "locomotive")
 
 #: Grid ground sample distance used when no model manifest exists.
 DEFAULT_GSD = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ClassMetrics:
+    """Measured precision and recall of one class (fractions)."""
+
+    precision: float
+    recall: float
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.precision <= 1.0 and 0.0 <= self.recall <= 1.0):
+            raise ValueError(f"precision and recall must be in [0, 1], got {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelManifest:
+    """A model folder's manifest; ``folder`` is where its files are."""
+
+    folder: Path
+    name: str
+    classes: tuple[str, ...]
+    gsd: float
+    chip: int
+    files: dict[str, dict[str, str]]
+    training: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.classes != CLASSES:
+            raise ModelError(
+                f"{self.folder}: model classes {list(self.classes)} differ from railwatch's "
+                f"{list(CLASSES)}; retrain with `railwatch train`"
+            )
+        if not (0.05 <= self.gsd <= 1.0) or self.chip < 32:
+            raise ModelError(f"{self.folder}/manifest.json: implausible gsd {self.gsd} or chip {self.chip}")
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelManifest:
+        path = folder / "manifest.json"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                folder=folder,
+                name=str(doc["name"]),
+                classes=tuple(doc["classes"]),
+                gsd=float(doc["gsd"]),
+                chip=int(doc["chip"]),
+                files={k: dict(v) for k, v in doc["files"].items()},
+                training=dict(doc.get("training", {})),
+                accuracy=dict(doc.get("accuracy", {})),
+            )
+        except FileNotFoundError as exc:
+            raise ModelError(
+                f"{path}: no model manifest; pass --model with a folder made by `railwatch train`"
+            ) from exc
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{path}: malformed model manifest ({exc!r})") from exc
+
+    def path_of(self, kind: str) -> Path:
+        if kind not in self.files:
+            raise ModelError(f"{self.folder}/manifest.json lists no {kind!r} file")
+        return self.folder / self.files[kind]["path"]
+
+    def verified_path(self, kind: str, trust: bool = False) -> Path:
+        """The file's path after checking its sha256 against the manifest.
+
+        A ``.pt`` file is a pickle: loading an untrusted one runs code. A mismatch is refused
+        unless ``trust`` is set.
+        """
+        path = self.path_of(kind)
+        if not path.is_file():
+            raise ModelError(f"{path}: model file listed in the manifest is missing")
+        expected = self.files[kind].get("sha256", "")
+        actual = sha256_file(path)
+        if actual != expected and not trust:
+            raise ModelIntegrityError(
+                f"{path}: sha256 {actual[:12]}… does not match the manifest ({expected[:12]}…); "
+                "the file was changed or replaced. Loading a model runs code: pass --trust-model "
+                "only if you know where this file came from"
+            )
+        return path
+
+    def class_metrics(self) -> dict[str, ClassMetrics]:
+        """Measured precision/recall per class; classes not measured get (1.0, 1.0) — none
+        measured means the intervals reflect sampling only, and the report says so."""
+        per_class = self.accuracy.get("per_class", {})
+        return {
+            c: ClassMetrics(
+                float(per_class.get(c, {}).get("precision", 1.0)),
+                float(per_class.get(c, {}).get("recall", 1.0)),
+            )
+            for c in CLASSES
+        }
+
+    @property
+    def sha256(self) -> str:
+        """The identity of the model: the sha256 of its weights file as listed."""
+        return self.files.get("weights", self.files.get("onnx", {})).get("sha256", "")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def default_model_dir() -> Path:

@@ -1,0 +1,115 @@
+"""Detections: one numpy array per field, filtered with boolean masks (after supervision).
+
+Corners are a typed ``(n, 4, 2)`` field in map coordinates of ``crs`` (the site's local CRS),
+not a string key in a side dictionary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from rasterio.crs import CRS
+
+from railwatch.manifest import CLASSES
+from railwatch.obb import corners_to_xywhr, polygons
+
+__all__ = ["Detections"]
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Oriented car detections of one or more scenes.
+
+    ``corners`` ``(n, 4, 2)`` float64 in ``crs``; ``class_id`` ``(n,)`` int (index into
+    :data:`~railwatch.manifest.CLASSES`); ``confidence`` ``(n,)`` float; ``zone`` ``(n,)``
+    object (zone name or ``None``); ``scene`` ``(n,)`` object (file name).
+    """
+
+    corners: np.ndarray
+    class_id: np.ndarray
+    confidence: np.ndarray
+    zone: np.ndarray
+    scene: np.ndarray
+    crs: CRS
+
+    def __post_init__(self) -> None:
+        n = len(self.corners)
+        if self.corners.shape != (n, 4, 2):
+            raise ValueError(f"corners must be (n, 4, 2), got {self.corners.shape}")
+        for name in ("class_id", "confidence", "zone", "scene"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {getattr(self, name).shape}")
+        if n and (self.class_id.min() < 0 or self.class_id.max() >= len(CLASSES)):
+            raise ValueError("class_id out of range")
+
+    @classmethod
+    def empty(cls, crs: CRS) -> Detections:
+        return cls(
+            np.zeros((0, 4, 2)), np.zeros(0, dtype=np.int64), np.zeros(0),
+            np.empty(0, dtype=object), np.empty(0, dtype=object), crs,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Detections], crs: CRS) -> Detections:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty(crs)
+        if any(p.crs != crs for p in parts):
+            raise ValueError("cannot concatenate detections in different CRSs")
+        return cls(
+            np.concatenate([p.corners for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.zone for p in parts]),
+            np.concatenate([p.scene for p in parts]),
+            crs,
+        )
+
+    def __len__(self) -> int:
+        return len(self.corners)
+
+    def __getitem__(self, index: Any) -> Detections:
+        """Boolean mask, integer array or slice."""
+        return Detections(
+            self.corners[index], self.class_id[index], self.confidence[index],
+            self.zone[index], self.scene[index], self.crs,
+        )
+
+    @property
+    def class_name(self) -> np.ndarray:
+        return np.asarray(CLASSES, dtype=object)[self.class_id]
+
+    @property
+    def centres(self) -> np.ndarray:
+        return self.corners.mean(axis=1)
+
+    @property
+    def xywhr(self) -> np.ndarray:
+        return corners_to_xywhr(self.corners)
+
+    def polygons(self) -> np.ndarray:
+        return polygons(self.corners)
+
+    def with_zones(self, names: Sequence[str], geometries: Sequence[shapely.Geometry]) -> Detections:
+        """Assign each detection the first zone that contains its centre (else ``None``)."""
+        zone = np.full(len(self), None, dtype=object)
+        if len(self):
+            x, y = self.centres[:, 0], self.centres[:, 1]
+            for name, geom in zip(names, geometries, strict=True):
+                inside = shapely.contains_xy(geom, x, y)
+                zone[inside & np.equal(zone, None)] = name
+        return Detections(self.corners, self.class_id, self.confidence, zone, self.scene, self.crs)
+
+    def lonlat_corners(self) -> np.ndarray:
+        """Corners in EPSG:4326 (lon, lat)."""
+        if not len(self):
+            return self.corners.copy()
+        tr = Transformer.from_crs(self.crs.to_wkt(), "EPSG:4326", always_xy=True)
+        flat = self.corners.reshape(-1, 2)
+        lon, lat = tr.transform(flat[:, 0], flat[:, 1])
+        return np.column_stack([lon, lat]).reshape(-1, 4, 2)

@@ -1,0 +1,84 @@
+"""One scene observed: its detections per zone and how much of each zone it saw.
+
+``observe_scene`` is the per-scene pipeline: windows around the counting areas → tiles →
+detector → detections with zones, plus the coverage of each zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+
+from railwatch.coverage import coverage, valid_area_pixels
+from railwatch.detections import Detections
+from railwatch.grid import DEFAULT_BLOCK, DEFAULT_HALO, SiteGrid, plan_windows
+from railwatch.scene import Scene, read_tiles
+from railwatch.site import AreaKind, Site
+from railwatch.tile import Tile
+
+__all__ = ["DetectorLike", "Observation", "observe_scene"]
+
+
+class DetectorLike(Protocol):
+    """What the pipeline needs of a detector."""
+
+    @property
+    def gsd(self) -> float: ...
+
+    @property
+    def model_sha256(self) -> str: ...
+
+    def detect(self, tiles: Iterable[Tile], region: BaseGeometry) -> Detections:
+        """Detections (site CRS) of cars whose centre lies in ``region``, merged across chips."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one scene showed: detections (site CRS, zones assigned) and each zone's coverage."""
+
+    scene: Scene
+    detections: Detections
+    coverage: dict[str, float]
+    model_sha256: str
+
+    def __post_init__(self) -> None:
+        if any(not 0.0 <= c <= 1.0 for c in self.coverage.values()):
+            raise ValueError(f"coverage must be fractions, got {self.coverage}")
+
+
+def observe_scene(
+    scene: Scene,
+    site: Site,
+    detector: DetectorLike,
+    block: int = DEFAULT_BLOCK,
+    halo: int = DEFAULT_HALO,
+) -> Observation:
+    """Detect cars in the counting areas of one scene and measure each zone's coverage."""
+    grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
+    region = site.counting_region().intersection(scene.footprint)
+    zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
+    windows = plan_windows(grid, region, block=block, halo=halo)
+    valid_counts: list[np.ndarray] = []
+
+    def tiles() -> Iterator[Tile]:
+        for tile in read_tiles(scene, grid, windows):
+            valid_counts.append(valid_area_pixels(tile, zones))
+            yield tile
+
+    found = detector.detect(tiles(), region)
+    found = found.with_zones([z.name for z in zones], [z.geometry for z in zones])
+    found = Detections(
+        found.corners, found.class_id, found.confidence, found.zone,
+        np.full(len(found), scene.name, dtype=object), found.crs,
+    )
+    return Observation(
+        scene=scene,
+        detections=found,
+        coverage=coverage(valid_counts, zones, grid.gsd),
+        model_sha256=detector.model_sha256,
+    )
