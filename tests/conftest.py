@@ -21,7 +21,7 @@ CAR_WIDTH_M = 3.24
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail any test that opens an internet socket (local unix sockets stay allowed)."""
+    """Fail any test that opens an internet socket or resolves a host name (unix sockets stay allowed)."""
     real_connect = socket.socket.connect
 
     def guarded(self: socket.socket, address: object) -> object:
@@ -29,7 +29,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             raise AssertionError(f"test tried to open a network connection to {address!r}")
         return real_connect(self, address)
 
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded_lookup(host: object, *args: object, **kwargs: object) -> object:
+        if host not in (None, "localhost", "127.0.0.1", "::1", b"localhost"):
+            raise AssertionError(f"test tried to resolve {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_lookup)
     yield
 
 

@@ -1,0 +1,64 @@
+"""Ultralytics, set up to run offline — the one place that does it.
+
+Before ultralytics is first imported: ``YOLO_OFFLINE=1`` (no connectivity checks),
+``YOLO_AUTOINSTALL=False`` (no pip installs at run time), and a ``YOLO_CONFIG_DIR`` of
+railwatch's own (so the user's ``~/.config/Ultralytics`` is never written) holding the
+``Arial.ttf`` ultralytics would otherwise download on every train/val (matplotlib's DejaVu
+Sans, which every install has, under that name). Settings ``sync`` is off, and torch uses
+as many threads as there are cores (ultralytics picks one on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["cache_dir", "configure_torch_threads", "import_ultralytics"]
+
+_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
+
+
+def cache_dir() -> Path:
+    """railwatch's cache: ``$RAILWATCH_CACHE`` or ``$XDG_CACHE_HOME/railwatch`` (~/.cache/railwatch)."""
+    if env := os.environ.get("RAILWATCH_CACHE"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "railwatch"
+
+
+def _prepare_config_dir() -> Path:
+    config = cache_dir() / "ultralytics"
+    config.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in _FONTS:
+        target = config / name
+        if not target.exists():
+            shutil.copyfile(dejavu, target)
+    return config
+
+
+def configure_torch_threads() -> int:
+    """Use every core for torch's intra-op pool; returns the count."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(cores)
+    return cores
+
+
+def import_ultralytics() -> ModuleType:
+    """Import ultralytics configured for offline use (idempotent)."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(_prepare_config_dir()))
+    import ultralytics
+    from ultralytics.utils import SETTINGS
+
+    if SETTINGS.get("sync", False):
+        SETTINGS.update(sync=False)
+    configure_torch_threads()
+    return ultralytics
