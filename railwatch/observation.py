@@ -70,6 +70,9 @@ def observe_scene(
             valid_counts.append(valid_area_pixels(tile, zones))
             yield tile
 
+    if not windows:  # the scene overlaps the AOI but no counting area: nothing observed
+        return Observation(scene, Detections.empty(site.crs), {z.name: 0.0 for z in zones},
+                           detector.model_sha256)
     found = detector.detect(tiles(), region)
     found = found.with_zones([z.name for z in zones], [z.geometry for z in zones])
     found = Detections(

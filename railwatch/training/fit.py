@@ -1,0 +1,234 @@
+"""Fit an oriented-box YOLO model on training chips and package it as a railwatch model folder.
+
+A model folder holds the weights (``railcar-obb.pt``), their ONNX export, ``manifest.json``
+(classes, gsd, chip size, sha256 of each file, the command, seed and data recipe, measured
+accuracy and the tuned confidence threshold) and the ultralytics run under ``run/`` (git
+ignores it), whose ``weights/last.pt`` a resumed run continues from.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from railwatch import __version__
+from railwatch.errors import RailwatchError
+from railwatch.manifest import CLASSES, ModelManifest, sha256_file
+
+__all__ = ["TrainSettings", "combined_data_yaml", "fit", "package_model"]
+
+WEIGHTS = "railcar-obb.pt"
+ONNX = "railcar-obb.onnx"
+SETTINGS_FILE = "train_settings.json"
+
+#: Augmentation for overhead imagery: any rotation and flip (tracks run in every direction),
+#: a little scale jitter only (object size in pixels matters most), colour jitter.
+AUGMENT: dict[str, float] = {
+    "degrees": 180.0,
+    "flipud": 0.5,
+    "fliplr": 0.5,
+    "scale": 0.2,
+    "translate": 0.1,
+    "mosaic": 1.0,
+    "hsv_h": 0.02,
+    "hsv_s": 0.5,
+    "hsv_v": 0.35,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    """Everything that decides a training run (written into the manifest)."""
+
+    datasets: tuple[str, ...]
+    out: str
+    base: str = "yolo11n-obb.yaml"
+    epochs: int = 60
+    imgsz: int = 320
+    gsd: float = 0.3
+    batch: int = 16
+    seed: int = 0
+    workers: int = 2
+    device: str | None = None
+    patience: int = 100
+    close_mosaic: int = 5
+    augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ValueError("at least one dataset is needed")
+        if self.epochs < 1 or self.imgsz < 32 or self.batch < 1:
+            raise ValueError("epochs, imgsz and batch must be positive (imgsz >= 32)")
+
+
+def combined_data_yaml(datasets: Sequence[Path], out: Path) -> Path:
+    """One ultralytics dataset yaml listing the train and val folders of several datasets.
+
+    Each dataset is a folder with ``data.yaml`` (as written by ``railwatch dataset``); their
+    classes must be railwatch's. Paths are absolute (ultralytics resolves relative ones
+    against its own datasets directory).
+    """
+    train: list[str] = []
+    val: list[str] = []
+    for ds in datasets:
+        ds = Path(ds)
+        yml = ds / "data.yaml" if ds.is_dir() else ds
+        try:
+            doc = yaml.safe_load(yml.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise RailwatchError(
+                f"{yml}: not a readable dataset yaml ({exc}); make one with `railwatch dataset`"
+            ) from exc
+        names = doc.get("names", {})
+        names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+        if tuple(names) != CLASSES:
+            raise RailwatchError(f"{yml}: classes {names} are not railwatch's {list(CLASSES)}")
+        root = Path(doc.get("path") or yml.parent)
+        if not root.is_absolute():
+            root = (yml.parent / root).resolve()
+        for key, acc in (("train", train), ("val", val)):
+            entries = doc.get(key) or []
+            for entry in [entries] if isinstance(entries, str) else entries:
+                p = Path(entry)
+                acc.append(str(p if p.is_absolute() else root / p))
+    if not val:
+        raise RailwatchError("no validation images in the datasets; each needs a val split")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        yaml.safe_dump({"train": train, "val": val, "names": dict(enumerate(CLASSES))}, sort_keys=False)
+    )
+    return out
+
+
+def fit(
+    settings: TrainSettings,
+    resume: bool = False,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Train (or resume) and return the best weights. Runs ultralytics offline."""
+    from railwatch.offline import import_ultralytics
+
+    ultralytics = import_ultralytics()
+    out = Path(settings.out).resolve()
+    run_dir = out / "run"
+    last = run_dir / "weights" / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise RailwatchError(f"{last}: no checkpoint to resume from; start a new run")
+        model = ultralytics.YOLO(str(last))
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2))
+        base = Path(settings.base)
+        if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
+            base = ModelManifest.load(base).path_of("weights")
+        model = ultralytics.YOLO(str(base), task="obb")
+    started = time.monotonic()
+
+    def on_epoch_end(trainer: Any) -> None:
+        done = trainer.epoch + 1
+        total = trainer.epochs
+        elapsed = time.monotonic() - started
+        eta = elapsed / max(done - trainer.start_epoch, 1) * (total - done)
+        progress(f"railwatch train: epoch {done}/{total}, elapsed {elapsed / 60:.1f} min, "
+                 f"ETA {eta / 60:.1f} min")
+
+    model.add_callback("on_fit_epoch_end", on_epoch_end)
+    if resume:
+        model.train(resume=True)
+    else:
+        data = combined_data_yaml([Path(d) for d in settings.datasets], out / "run-data.yaml")
+        model.train(
+            data=str(data),
+            epochs=settings.epochs,
+            imgsz=settings.imgsz,
+            batch=settings.batch,
+            seed=settings.seed,
+            deterministic=True,
+            workers=settings.workers,
+            device=settings.device or _auto_device(),
+            project=str(out),
+            name="run",
+            exist_ok=True,
+            patience=settings.patience,
+            close_mosaic=settings.close_mosaic,
+            plots=False,
+            amp=False,
+            verbose=False,
+            **settings.augment,
+        )
+    best = run_dir / "weights" / "best.pt"
+    return best if best.is_file() else last
+
+
+def _auto_device() -> str:
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def package_model(
+    weights: Path,
+    settings: TrainSettings,
+    accuracy: dict[str, Any],
+    name: str = "railcar-obb",
+    extra_training: dict[str, Any] | None = None,
+) -> ModelManifest:
+    """Copy the weights into the model folder, export ONNX, hash both, write the manifest."""
+    from railwatch.offline import import_ultralytics
+
+    ultralytics = import_ultralytics()
+    out = Path(settings.out).resolve()
+    pt = out / WEIGHTS
+    if weights.resolve() != pt:
+        shutil.copyfile(weights, pt)
+    exported = Path(
+        ultralytics.YOLO(str(pt), task="obb").export(
+            format="onnx", imgsz=settings.imgsz, dynamic=True, simplify=True, opset=17
+        )
+    )
+    onnx = out / ONNX
+    if exported.resolve() != onnx:
+        shutil.move(str(exported), onnx)
+    doc = {
+        "name": name,
+        "classes": list(CLASSES),
+        "gsd": settings.gsd,
+        "chip": settings.imgsz,
+        "files": {
+            "weights": {"path": WEIGHTS, "sha256": sha256_file(pt)},
+            "onnx": {"path": ONNX, "sha256": sha256_file(onnx)},
+        },
+        "training": {
+            "command": shlex.join(["railwatch", *sys.argv[1:]]) if sys.argv else "",
+            "settings": asdict(settings),
+            "railwatch": __version__,
+            "ultralytics": ultralytics.__version__,
+            "python": platform.python_version(),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            **(extra_training or {}),
+        },
+        "accuracy": accuracy,
+    }
+    (out / "manifest.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    return ModelManifest.load(out)
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -1,0 +1,193 @@
+"""Chip plan and seam merging, with a fake model that sees exactly what lies in each chip."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from shapely.geometry import LineString, box
+
+from railwatch.chipplan import axis_starts, plan_chips
+from railwatch.detector import ChipBoxes, Detector, DetectorSettings
+from railwatch.manifest import CLASSES, ModelManifest
+from railwatch.obb import corners_to_xywhr, merge_oriented, rotated_iou, rotated_nms, xywhr_to_corners
+from railwatch.tile import PixelWindow, Tile
+
+GSD = 0.3
+CHIP = 320
+CRS_UTM = CRS.from_epsg(32652)
+
+
+def _manifest(tmp_path: Path) -> ModelManifest:
+    return ModelManifest(tmp_path, "fake", CLASSES, GSD, CHIP, {}, {}, {"conf": 0.3})
+
+
+class ThresholdBackend:
+    """A stand-in model that really looks at the chip's pixels: every bright blob is a car, its
+    minimum rotated rectangle the box. A blob touching the chip border (a car cut by the chip
+    edge) gets confidence 0.5, a whole one 0.9 — as a real model is less sure of a cut car."""
+
+    def predict(self, chips: np.ndarray, conf: float, iou: float) -> list[ChipBoxes]:
+        import cv2
+
+        out = []
+        for chip in chips:
+            mask = (chip[:, :, 0] > 150).astype(np.uint8)
+            n, labels = cv2.connectedComponents(mask, connectivity=4)
+            xywhr, score = [], []
+            for k in range(1, n):
+                ys, xs = np.nonzero(labels == k)
+                if len(xs) < 30:
+                    continue
+                (cx, cy), (w, h), a = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+                xywhr.append([cx + 0.5, cy + 0.5, w + 1, h + 1, np.radians(a)])
+                edge = xs.min() == 0 or ys.min() == 0 or xs.max() == CHIP - 1 or ys.max() == CHIP - 1
+                score.append(0.5 if edge else 0.9)
+            out.append(ChipBoxes(np.asarray(xywhr, float).reshape(-1, 5), np.asarray(score),
+                                 np.zeros(len(score), dtype=np.int64)))
+        return out
+
+
+def _draw(tile: Tile, cars_px: np.ndarray) -> Tile:
+    import cv2
+
+    img = np.ascontiguousarray(tile.array.transpose(1, 2, 0))
+    for c in cars_px:
+        cv2.fillPoly(img, [np.round(c - 0.5).astype(np.int32)], (230, 230, 230))
+    return Tile(np.ascontiguousarray(img.transpose(2, 0, 1)), tile.valid, tile.transform, tile.crs,
+                tile.acquired, tile.scene, tile.core)
+
+
+def _detector(tmp_path: Path) -> Detector:
+    return Detector(_manifest(tmp_path), ThresholdBackend(), DetectorSettings(conf=0.3))
+
+
+def _string_of_cars(n: int, angle_deg: float, start: tuple[float, float], length=19.2, width=3.24, gap=1.2):
+    """Corners (n, 4, 2) in pixels (y down) of touching cars along a straight diagonal."""
+    a = math.radians(angle_deg)
+    step = (length + gap) / GSD
+    xywhr = np.array([
+        [start[0] + i * step * math.cos(a), start[1] - i * step * math.sin(a), length / GSD, width / GSD, -a]
+        for i in range(n)
+    ])
+    return xywhr_to_corners(xywhr)
+
+
+def _tile(rows: int, cols: int) -> Tile:
+    return Tile(
+        array=np.full((3, rows, cols), 90, np.uint8),
+        valid=np.ones((rows, cols), bool),
+        transform=Affine(GSD, 0, 500000.0, 0, -GSD, 4700000.0),
+        crs=CRS_UTM,
+        acquired=datetime(2023, 10, 5, tzinfo=UTC),
+        scene="fake.tif",
+        core=PixelWindow(0, 0, rows, cols),
+    )
+
+
+def _region(tile: Tile) -> shapely.Geometry:
+    return box(*tile.bounds)
+
+
+def test_forty_touching_cars_on_a_30_degree_diagonal_across_seams_give_forty(tmp_path):
+    cars = _string_of_cars(40, 30.0, start=(60.0, 2300.0))
+    rows = int(cars[..., 1].max()) + 80
+    cols = int(cars[..., 0].max()) + 80
+    tile = _draw(_tile(rows, cols), cars)
+    found = _detector(tmp_path).detect([tile], _region(tile))
+    assert len(found) == 40
+    # Every true car matched by exactly one detection, well aligned.
+    truth_map = tile.pixels_to_map(cars)
+    iou = rotated_iou(found.corners, truth_map)
+    # (the stand-in boxes come from rasterised pixels, so a thin diagonal box is off by ~1 px)
+    assert (iou.max(axis=1) > 0.75).all() and (iou.max(axis=0) > 0.75).all()
+
+
+def test_cars_on_neighbouring_diagonal_tracks_are_not_merged(tmp_path):
+    # Two strings on parallel tracks 4.8 m apart at 40 degrees: the axis-aligned hulls of
+    # side-by-side cars overlap heavily, which is what makes SAHI/supervision merge them.
+    a = math.radians(40.0)
+    offset = np.array([math.sin(a), math.cos(a)]) * 4.8 / GSD
+    first = _string_of_cars(12, 40.0, start=(60.0, 900.0))
+    second = first + offset
+    cars = np.concatenate([first, second])
+    hulls = [box(*shapely.polygons(c).bounds) for c in (first[3], second[3])]
+    assert hulls[0].intersection(hulls[1]).area / hulls[0].union(hulls[1]).area > 0.4
+    tile = _draw(_tile(int(cars[..., 1].max()) + 60, int(cars[..., 0].max()) + 60), cars)
+    found = _detector(tmp_path).detect([tile], _region(tile))
+    assert len(found) == 24
+
+
+def test_one_car_cut_by_a_seam_gives_one(tmp_path):
+    starts = axis_starts(1000, CHIP, int(math.ceil(24 / GSD)))
+    seam = starts[1] + CHIP - 5  # the right edge of the second chip, inside the third
+    cars = _string_of_cars(1, 0.0, start=(seam, 150.0))
+    tile = _draw(_tile(300, 1000), cars)
+    found = _detector(tmp_path).detect([tile], _region(tile))
+    assert len(found) == 1
+    assert rotated_iou(found.corners, tile.pixels_to_map(cars))[0, 0] > 0.8
+
+
+def test_only_detections_centred_in_core_and_region_are_kept(tmp_path):
+    cars = _string_of_cars(6, 0.0, start=(50.0, 100.0))
+    tile = Tile(
+        array=np.full((3, 200, 600), 90, np.uint8), valid=np.ones((200, 600), bool),
+        transform=Affine(GSD, 0, 500000.0, 0, -GSD, 4700000.0), crs=CRS_UTM,
+        acquired=datetime(2023, 10, 5, tzinfo=UTC), scene="fake.tif",
+        core=PixelWindow(0, 0, 200, 300),  # only the left half is this tile's own
+    )
+    tile = _draw(tile, cars)
+    det = _detector(tmp_path)
+    found = det.detect([tile], _region(tile))
+    centres_px = tile.map_to_pixels(found.centres)
+    assert len(found) > 0 and (centres_px[:, 0] < 300).all()
+    assert len(found) == int((cars.mean(axis=1)[:, 0] < 300).sum())
+    # A region covering nothing keeps nothing.
+    far = box(0, 0, 1, 1)
+    assert len(det.detect([tile], far)) == 0
+
+
+def test_chip_plan_overlaps_by_a_car_and_skips_unwanted_chips():
+    starts = axis_starts(1000, 320, 80)
+    assert starts[0] == 0 and starts[-1] == 1000 - 320
+    assert all(b - a <= 320 - 80 for a, b in zip(starts, starts[1:], strict=False))
+    assert axis_starts(100, 320, 80) == [0]
+    wanted = np.zeros((1000, 1000), bool)
+    wanted[:40, :] = True  # a corridor along the top edge
+    chips = plan_chips(wanted, 320, 80)
+    assert chips and all(c.row == 0 for c in chips)
+    assert len(chips) == len(starts)
+    with pytest.raises(ValueError):
+        axis_starts(100, 320, 320)
+
+
+def test_rotated_nms_keeps_touching_diagonal_neighbours_and_drops_duplicates():
+    cars = _string_of_cars(3, 45.0, start=(50.0, 300.0))
+    dup = cars[1] + 1.5
+    corners = np.concatenate([cars, dup[None]])
+    keep = rotated_nms(corners, np.array([0.9, 0.8, 0.7, 0.95]), 0.5)
+    assert sorted(keep.tolist()) == [0, 2, 3]
+    keep = merge_oriented(corners, np.array([0.9, 0.8, 0.7, 0.95]), 0.5)
+    assert sorted(keep.tolist()) == [0, 2, 3]
+
+
+def test_corner_conversions_round_trip():
+    xywhr = np.array([[10.0, 20.0, 64.0, 11.0, 0.5], [0.0, 0.0, 30.0, 5.0, 2.0]])
+    back = corners_to_xywhr(xywhr_to_corners(xywhr))
+    np.testing.assert_allclose(back[:, :4], xywhr[:, :4], atol=1e-9)
+    np.testing.assert_allclose(np.mod(back[:, 4], np.pi), np.mod(xywhr[:, 4], np.pi), atol=1e-9)
+
+
+def test_the_string_helper_draws_what_it_says():
+    # Guard the test helper itself: the string really is at 30 degrees with 1.2 m gaps.
+    cars = _string_of_cars(2, 30.0, start=(0.0, 100.0))
+    c = cars.mean(axis=1)
+    d = c[1] - c[0]
+    assert math.degrees(math.atan2(-d[1], d[0])) == pytest.approx(30.0)
+    assert LineString(c).length * GSD == pytest.approx(19.2 + 1.2)
