@@ -42,6 +42,7 @@ __all__ = [
     "BandLayout",
     "Scene",
     "Stretch",
+    "footprint_lonlat",
     "open_scene",
     "read_tiles",
 ]
@@ -161,6 +162,22 @@ def open_scene(path: str | Path, site_crs: CRS, aoi: Polygon, max_gsd: float = M
             dtype=src.dtypes[0],
             nodata=src.nodata,
         )
+
+
+def footprint_lonlat(path: str | Path) -> Polygon:
+    """The raster's outline in EPSG:4326, for work without a site (``railwatch detect`` on any
+    image, training chips from labelled imagery)."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                crs = _check_georeference(path, src)
+                return _footprint(src, crs, CRS.from_epsg(4326))
+    except RasterioError as exc:
+        raise SceneReadError(
+            path, f"not a raster GDAL can read ({_first_line(exc)}); is it a GeoTIFF or COG?"
+        ) from exc
 
 
 def read_tiles(

@@ -34,6 +34,7 @@ __all__ = [
     "Zone",
     "bundled_sites",
     "load_site",
+    "site_for_footprint",
     "utm_crs_for",
 ]
 
@@ -193,6 +194,15 @@ class Site:
     def to_lonlat(self, geom: BaseGeometry) -> BaseGeometry:
         """Reproject a local-CRS geometry into EPSG:4326."""
         return _reproject(geom, Transformer.from_crs(self.crs.to_wkt(), "EPSG:4326", always_xy=True))
+
+
+def site_for_footprint(name: str, footprint_lonlat: Polygon) -> Site:
+    """A site that is one image's whole footprint: the AOI and a single zone named ``name``.
+
+    For work on imagery of a place without a site file; every pixel is a counting area.
+    """
+    aoi = footprint_lonlat.buffer(0)
+    return Site(name=name, aoi=aoi, zones=(Zone(name, aoi),), description="whole image footprint")
 
 
 def bundled_sites() -> dict[str, Path]:

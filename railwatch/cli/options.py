@@ -1,8 +1,18 @@
-"""Options shared by several commands."""
+"""Options and small wiring shared by several commands."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
+
+from railwatch.scene import footprint_lonlat
+from railwatch.site import Site, load_site, site_for_footprint
+
+if TYPE_CHECKING:
+    from railwatch.detector import Detector
 
 site_option = click.option(
     "--site",
@@ -11,3 +21,29 @@ site_option = click.option(
     show_default=True,
     help="A bundled site name (see `railwatch sites`) or a site GeoJSON file.",
 )
+
+
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--model``, ``--trust-model``, ``--runtime``, ``--conf``."""
+    f = click.option("--conf", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+                     default=None, help="Confidence threshold (default: the model's tuned one).")(f)
+    f = click.option("--runtime", type=click.Choice(["onnx", "torch"]), default="onnx",
+                     show_default=True, help="ONNX Runtime (CPU) or torch (uses a GPU if present).")(f)
+    f = click.option("--trust-model", is_flag=True,
+                     help="Load model files whose sha256 does not match their manifest.")(f)
+    f = click.option("--model", type=click.Path(path_type=Path), default=None,
+                     help="Model folder with manifest.json (default: the shipped models/).")(f)
+    return f
+
+
+def build_detector(model: Path | None, trust_model: bool, runtime: str, conf: float | None) -> Detector:
+    from railwatch.detector import DetectorSettings, Runtime, load_detector
+
+    return load_detector(model, trust_model, DetectorSettings(runtime=Runtime(runtime), conf=conf))
+
+
+def site_or_footprint(site_name: str | None, image: Path) -> Site:
+    """The named site, or a site that is the image's whole footprint."""
+    if site_name:
+        return load_site(site_name)
+    return site_for_footprint(image.stem, footprint_lonlat(image))

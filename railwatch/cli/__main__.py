@@ -1,0 +1,5 @@
+"""``python -m railwatch.cli``."""
+
+from railwatch.cli import main
+
+main()

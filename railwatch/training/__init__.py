@@ -1,0 +1,2 @@
+"""Training stands beside the pipeline: dataset export, fitting and evaluation. The pipeline
+never imports it."""
