@@ -161,7 +161,7 @@ class Detector:
         return self.manifest.sha256
 
     def detect(self, tiles: Iterable[Tile], region: BaseGeometry) -> Detections:
-        """Cars whose centre lies in ``region`` (the tiles' CRS), each reported once."""
+        """Cars whose centre lies in ``region`` (the tiles' CRS) on a valid pixel, each reported once."""
         parts: list[Detections] = []
         crs = None
         for tile in tiles:
@@ -205,6 +205,10 @@ class Detector:
             (centre[:, 1] >= core.row_off) & (centre[:, 1] < core.row_off + core.rows)
             & (centre[:, 0] >= core.col_off) & (centre[:, 0] < core.col_off + core.cols)
         )
+        rows, cols = tile.shape
+        r = np.clip(centre[:, 1].astype(np.int64), 0, rows - 1)
+        c = np.clip(centre[:, 0].astype(np.int64), 0, cols - 1)
+        in_core &= tile.valid[r, c]  # no detection on nodata or cloud
         world = tile.pixels_to_map(px)
         wc = world.mean(axis=1)
         in_region = shapely.contains_xy(region, wc[:, 0], wc[:, 1])

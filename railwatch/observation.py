@@ -7,12 +7,13 @@ detector → detections with zones, plus the coverage of each zone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
+from railwatch.clouds import cloud_mask
 from railwatch.coverage import coverage, valid_area_pixels
 from railwatch.detections import Detections
 from railwatch.grid import DEFAULT_BLOCK, DEFAULT_HALO, SiteGrid, plan_windows
@@ -57,8 +58,13 @@ def observe_scene(
     detector: DetectorLike,
     block: int = DEFAULT_BLOCK,
     halo: int = DEFAULT_HALO,
+    mask_clouds: bool = True,
 ) -> Observation:
-    """Detect cars in the counting areas of one scene and measure each zone's coverage."""
+    """Detect cars in the counting areas of one scene and measure each zone's coverage.
+
+    Pixels under cloud (see :mod:`railwatch.clouds`) are not valid: they lower the coverage and
+    no detection is reported on them.
+    """
     grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
     region = site.counting_region().intersection(scene.footprint)
     zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
@@ -67,6 +73,8 @@ def observe_scene(
 
     def tiles() -> Iterator[Tile]:
         for tile in read_tiles(scene, grid, windows):
+            if mask_clouds:
+                tile = replace(tile, valid=tile.valid & ~cloud_mask(tile.array, tile.gsd))
             valid_counts.append(valid_area_pixels(tile, zones))
             yield tile
 
