@@ -53,7 +53,7 @@ def cloud_mask(rgb: np.ndarray, gsd: float, settings: CloudSettings | None = Non
     brightness = mean.mean(axis=0)
     saturation = mean.max(axis=0) - mean.min(axis=0)
     cand = (brightness > s.min_brightness) & (saturation < s.max_saturation) & (texture < s.max_texture)
-    k = max(1, round(s.min_extent_m / s.cell_m))
+    k = max(1, round(s.min_extent_m / s.cell_m)) | 1  # odd: boxes centred on their cell
     eroded = _box_sum(cand, k) == k * k
     opened = _box_sum(eroded, k) > 0
     m = max(1, round(s.margin_m / s.cell_m))
