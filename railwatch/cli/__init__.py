@@ -21,6 +21,7 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "sites": ("railwatch.cli.sites", "sites", "List the bundled sites."),
     "inspect": ("railwatch.cli.inspect", "inspect", "Check scenes against a site without counting."),
+    "dataset": ("railwatch.cli.dataset", "dataset", "Build training datasets (simulated chips)."),
     "detect": ("railwatch.cli.detect", "detect", "Detect rail cars; GeoJSON and quicklooks, no store."),
     "evaluate": ("railwatch.cli.evaluate", "evaluate", "Score detections against ground truth."),
     "train": ("railwatch.cli.train", "train", "Train or fine-tune the detector."),

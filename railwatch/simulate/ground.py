@@ -1,0 +1,375 @@
+"""The ground and what stands on it.
+
+Land cover, track beds and rails, roads, buildings, trees, catenary masts and trucks.
+
+Everything is painted into a :class:`~railwatch.simulate.canvas.Canvas` in world metres,
+with textures from :mod:`railwatch.simulate.texture` so that neighbouring windows join
+without seams. Heights go into the canvas's height map, from which shadows are cast later.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import shapely
+from shapely.geometry import LineString, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from railwatch.simulate.canvas import Canvas
+from railwatch.simulate.texture import fbm, value_noise
+
+__all__ = [
+    "RAIL_OFFSET_M",
+    "Palette",
+    "Season",
+    "paint_ballast",
+    "paint_box",
+    "paint_landcover",
+    "paint_masts",
+    "paint_rails",
+    "paint_surface",
+    "paint_trees",
+    "paint_truck",
+    "palette_for",
+]
+
+#: Half the distance between rail centres on 1520 mm track, metres.
+RAIL_OFFSET_M = 0.79
+
+RGB = tuple[float, float, float]
+
+
+class Season(enum.StrEnum):
+    """The look of the vegetation and ground."""
+
+    SUMMER = "summer"
+    EARLY_AUTUMN = "early_autumn"
+    LATE_AUTUMN = "late_autumn"
+    WINTER = "winter"
+    SNOW = "snow"
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """Ground colours of one scene (RGB, 0–1)."""
+
+    grass: RGB
+    grass_dry: RGB
+    soil: RGB
+    field: tuple[RGB, ...]
+    gravel: RGB
+    ballast: RGB
+    tree: RGB
+    asphalt: RGB
+    dirt_road: RGB
+    water: RGB
+    snow: float  # 0–1: how much snow lies on open ground
+
+
+_BASE: dict[Season, Palette] = {
+    Season.SUMMER: Palette(
+        grass=(0.30, 0.38, 0.21), grass_dry=(0.45, 0.46, 0.30), soil=(0.48, 0.40, 0.31),
+        field=((0.30, 0.42, 0.20), (0.42, 0.48, 0.25), (0.62, 0.57, 0.38), (0.44, 0.36, 0.27)),
+        gravel=(0.60, 0.58, 0.54), ballast=(0.46, 0.43, 0.39), tree=(0.15, 0.24, 0.11),
+        asphalt=(0.30, 0.30, 0.31), dirt_road=(0.58, 0.51, 0.41), water=(0.17, 0.23, 0.21), snow=0.0,
+    ),
+    Season.EARLY_AUTUMN: Palette(
+        grass=(0.38, 0.40, 0.25), grass_dry=(0.55, 0.50, 0.35), soil=(0.50, 0.42, 0.33),
+        field=((0.66, 0.58, 0.38), (0.45, 0.36, 0.27), (0.40, 0.43, 0.25), (0.58, 0.50, 0.33)),
+        gravel=(0.60, 0.58, 0.54), ballast=(0.46, 0.43, 0.39), tree=(0.26, 0.29, 0.13),
+        asphalt=(0.31, 0.31, 0.32), dirt_road=(0.58, 0.51, 0.41), water=(0.19, 0.24, 0.23), snow=0.0,
+    ),
+    Season.LATE_AUTUMN: Palette(
+        grass=(0.50, 0.45, 0.33), grass_dry=(0.60, 0.53, 0.39), soil=(0.45, 0.37, 0.29),
+        field=((0.45, 0.36, 0.27), (0.60, 0.52, 0.37), (0.38, 0.31, 0.24), (0.55, 0.48, 0.35)),
+        gravel=(0.58, 0.56, 0.52), ballast=(0.45, 0.42, 0.38), tree=(0.42, 0.33, 0.20),
+        asphalt=(0.32, 0.32, 0.33), dirt_road=(0.55, 0.48, 0.39), water=(0.20, 0.24, 0.25), snow=0.0,
+    ),
+    Season.WINTER: Palette(
+        grass=(0.52, 0.48, 0.40), grass_dry=(0.60, 0.56, 0.47), soil=(0.44, 0.39, 0.33),
+        field=((0.46, 0.40, 0.33), (0.58, 0.53, 0.44), (0.40, 0.35, 0.30), (0.52, 0.47, 0.40)),
+        gravel=(0.57, 0.56, 0.53), ballast=(0.42, 0.40, 0.37), tree=(0.34, 0.30, 0.26),
+        asphalt=(0.33, 0.33, 0.34), dirt_road=(0.52, 0.47, 0.40), water=(0.28, 0.31, 0.33), snow=0.0,
+    ),
+    Season.SNOW: Palette(
+        grass=(0.86, 0.87, 0.89), grass_dry=(0.78, 0.79, 0.81), soil=(0.70, 0.70, 0.72),
+        field=((0.88, 0.89, 0.91), (0.82, 0.83, 0.85), (0.75, 0.75, 0.77), (0.90, 0.90, 0.92)),
+        gravel=(0.70, 0.70, 0.71), ballast=(0.50, 0.49, 0.48), tree=(0.30, 0.28, 0.26),
+        asphalt=(0.40, 0.40, 0.42), dirt_road=(0.72, 0.71, 0.71), water=(0.75, 0.78, 0.80), snow=0.8,
+    ),
+}
+
+
+def palette_for(season: Season, rng: np.random.Generator | None = None) -> Palette:
+    """The palette of ``season``, with per-scene colour jitter when ``rng`` is given."""
+    base = _BASE[Season(season)]
+    if rng is None:
+        return base
+
+    def j(c: RGB, s: float = 0.06) -> RGB:
+        f = rng.normal(1.0, s * 0.3, 3) * rng.normal(1.0, s)
+        return (float(c[0] * f[0]), float(c[1] * f[1]), float(c[2] * f[2]))
+
+    return Palette(
+        grass=j(base.grass), grass_dry=j(base.grass_dry), soil=j(base.soil),
+        field=tuple(j(c, 0.08) for c in base.field), gravel=j(base.gravel, 0.08),
+        ballast=j(base.ballast, 0.08), tree=j(base.tree), asphalt=j(base.asphalt, 0.1),
+        dirt_road=j(base.dirt_road), water=j(base.water), snow=base.snow,
+    )
+
+
+def _textured(
+    canvas: Canvas, color: RGB, seed: int, cell_m: float, amount: float, grain: float
+) -> np.ndarray:
+    """A colour with multiplicative fractal texture and per-pixel grain, (rows, cols, 3)."""
+    w = canvas.window
+    tone = 1.0 + amount * fbm(w, cell_m, seed, octaves=4)
+    if grain > 0:
+        tone += grain * value_noise(w, w.gsd, seed + 17)
+    return np.asarray(color, dtype=np.float32) * tone[..., None]
+
+
+def paint_landcover(canvas: Canvas, palette: Palette, seed: int, patchiness: float = 0.5) -> None:
+    """Fill the whole canvas with mottled grass, dry grass and bare soil."""
+    w = canvas.window
+    a = fbm(w, 60.0, seed, octaves=3)
+    b = fbm(w, 25.0, seed + 1, octaves=4)
+    grass = np.asarray(palette.grass, dtype=np.float32)
+    dry = np.asarray(palette.grass_dry, dtype=np.float32)
+    soil = np.asarray(palette.soil, dtype=np.float32)
+    t_dry = np.clip(0.5 + 0.8 * a, 0, 1)[..., None]
+    t_soil = np.clip((b - (1.2 - patchiness)) * 2.0, 0, 1)[..., None]
+    color = grass * (1 - t_dry) + dry * t_dry
+    color = color * (1 - t_soil) + soil * t_soil
+    tone = 1.0 + 0.10 * fbm(w, 4.0, seed + 2, octaves=3) + 0.06 * value_noise(w, w.gsd, seed + 3)
+    canvas.albedo[:] = color * tone[..., None]
+    canvas.height[:] = 0.0
+    canvas.direct[:] = 1.0
+
+
+def paint_surface(
+    canvas: Canvas,
+    geom: BaseGeometry,
+    color: RGB,
+    seed: int,
+    *,
+    cell_m: float = 8.0,
+    amount: float = 0.12,
+    grain: float = 0.06,
+    stripes: tuple[float, float] | None = None,
+    height: float | None = None,
+) -> None:
+    """Fill a polygon with a textured colour (gravel, roads, fields, water).
+
+    ``stripes`` = (period m, direction rad) adds crop rows or ploughing furrows.
+    """
+    if geom.is_empty:
+        return
+    cover = canvas.coverage(geom)
+    if not cover.any():
+        return
+    col = _textured(canvas, color, seed, cell_m, amount, grain)
+    if stripes is not None:
+        period, angle = stripes
+        if period > 2.2 * canvas.window.gsd:
+            x, y = canvas.window.pixel_centres()
+            t = x * math.cos(angle) + y * math.sin(angle)
+            col *= (1 + 0.05 * np.sin(2 * np.pi * t / period))[..., None]
+    canvas.paint(cover, col, height)
+
+
+def paint_ballast(canvas: Canvas, tracks: Sequence[LineString], palette: Palette, seed: int) -> None:
+    """Ballast beds (about 3.6 m wide) and the sleeper band of each track."""
+    if not tracks:
+        return
+    lines = shapely.union_all([t for t in tracks])
+    bed = lines.buffer(1.9, cap_style="flat", quad_segs=4)
+    col = _textured(canvas, palette.ballast, seed, 3.0, 0.10, 0.10)
+    canvas.paint(canvas.coverage(bed), col, None)
+    sleepers = lines.buffer(1.35, cap_style="flat", quad_segs=4)
+    concrete = (seed % 3) != 0
+    tint = (0.62, 0.60, 0.57) if concrete else (0.30, 0.25, 0.21)
+    if palette.snow > 0:
+        tint = (0.80, 0.80, 0.82)
+    cover = canvas.coverage(sleepers) * np.float32(0.45)
+    canvas.paint(cover, _textured(canvas, tint, seed + 5, 2.0, 0.1, 0.12), None)
+    # rust-brown staining along the rails
+    stain = canvas.coverage(lines.buffer(1.0, cap_style="flat")) * np.float32(0.25)
+    canvas.paint(stain, (0.42, 0.32, 0.25), None)
+
+
+def paint_rails(canvas: Canvas, tracks: Sequence[LineString], shine: float = 0.0) -> None:
+    """Two thin dark rails per track; ``shine`` (0–1) adds the polished rail head."""
+    rails = []
+    for t in tracks:
+        for side in (-RAIL_OFFSET_M, RAIL_OFFSET_M):
+            r = t.offset_curve(side)
+            if isinstance(r, LineString) and not r.is_empty:
+                rails.append(r)
+    if not rails:
+        return
+    cover = canvas.line_coverage(shapely.MultiLineString(rails), 0.22)
+    canvas.paint(cover * np.float32(0.85), (0.10, 0.09, 0.08), None)
+    if shine > 0:
+        head = canvas.line_coverage(shapely.MultiLineString(rails), 0.07)
+        canvas.paint(head * np.float32(shine), (0.85, 0.85, 0.85), None)
+
+
+def _local(canvas: Canvas, centre: tuple[float, float], heading: float, half_diag: float
+           ) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    w = canvas.window
+    px = w.to_pixels(np.array(centre))
+    r = half_diag / w.gsd + 2
+    c0, c1 = math.floor(px[0] - r), math.ceil(px[0] + r)
+    r0, r1 = math.floor(px[1] - r), math.ceil(px[1] + r)
+    if c1 <= 0 or r1 <= 0 or c0 >= w.cols or r0 >= w.rows:
+        return None
+    x, y = w.pixel_centres(r0, r1, c0, c1)
+    dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
+    c, s = np.float32(math.cos(heading)), np.float32(math.sin(heading))
+    return r0, c0, dx * c + dy * s, -dx * s + dy * c
+
+
+def paint_box(
+    canvas: Canvas,
+    centre: tuple[float, float],
+    heading: float,
+    length: float,
+    width: float,
+    color: RGB,
+    height: float,
+    *,
+    gable: float = 0.0,
+    sun_toward: tuple[float, float, float] = (0.0, -1.0, 1.0),
+    ribs_m: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> None:
+    """An oriented box seen from above (building, container, truck body).
+
+    ``gable`` is the roof pitch (rise / half-width) of a ridge along the long axis;
+    ``sun_toward`` is the unit vector (east, north, up) toward the sun, for roof shading.
+    """
+    loc = _local(canvas, centre, heading, math.hypot(length, width) / 2)
+    if loc is None:
+        return
+    r0, c0, u, v = loc
+    g = canvas.window.gsd
+    hl, hw = length / 2, width / 2
+    cover = np.clip(0.5 + np.minimum(hl - np.abs(u), hw - np.abs(v)) / g, 0, 1).astype(np.float32)
+    col = np.asarray(color, dtype=np.float32)
+    tone = np.ones_like(u)
+    if ribs_m > 2.2 * g:
+        tone += 0.07 * np.cos(2 * np.pi * u / ribs_m)
+    if rng is not None:
+        tone *= (1 + 0.05 * rng.standard_normal(u.shape)).astype(np.float32)
+    edge = np.minimum(hl - np.abs(u), hw - np.abs(v)) < 0.25
+    tone = np.where(edge, tone * 0.85, tone)
+    e, n, z = sun_toward
+    sv = -e * math.sin(heading) + n * math.cos(heading)
+    direct = np.ones_like(u)
+    h = np.full(u.shape, height, dtype=np.float32)
+    if gable > 0:
+        slope = np.where(v > 0, -gable, gable)
+        dot = (-slope * sv + z) / math.sqrt(1 + gable * gable)
+        direct = (np.maximum(dot, 0) / max(z, 1e-3)).astype(np.float32)
+        h = (height + gable * (hw - np.abs(v))).astype(np.float32)
+    canvas.paint_region(r0, c0, cover, col * tone[..., None], h, direct)
+
+
+def paint_truck(
+    canvas: Canvas,
+    centre: tuple[float, float],
+    heading: float,
+    rng: np.random.Generator,
+    sun_toward: tuple[float, float, float],
+) -> Polygon:
+    """A truck with a container or box trailer (a hard negative); returns its footprint."""
+    trailer = float(rng.choice([6.1, 12.2, 13.6]))
+    width = 2.5
+    c, s = math.cos(heading), math.sin(heading)
+    tc = (centre[0] - c * 1.6, centre[1] - s * 1.6)
+    body = tuple(float(x) for x in rng.choice([
+        (0.20, 0.35, 0.55), (0.55, 0.18, 0.15), (0.80, 0.80, 0.78), (0.25, 0.42, 0.28),
+        (0.65, 0.65, 0.63), (0.70, 0.45, 0.15), (0.30, 0.30, 0.30),
+    ]))
+    paint_box(canvas, tc, heading, trailer, width, body, 4.0, sun_toward=sun_toward,
+              ribs_m=0.3 if rng.random() < 0.5 else 0.0, rng=rng)
+    cab_c = (tc[0] + c * (trailer / 2 + 1.4), tc[1] + s * (trailer / 2 + 1.4))
+    cab = tuple(float(x) for x in rng.uniform(0.2, 0.8, 3))
+    paint_box(canvas, cab_c, heading, 2.3, 2.45, cab, 3.2, sun_toward=sun_toward)
+    half = trailer / 2 + 2.6
+    return Polygon([
+        (tc[0] - c * (trailer / 2) - s * width / 2, tc[1] - s * (trailer / 2) + c * width / 2),
+        (tc[0] + c * half - s * width / 2, tc[1] + s * half + c * width / 2),
+        (tc[0] + c * half + s * width / 2, tc[1] + s * half - c * width / 2),
+        (tc[0] - c * (trailer / 2) + s * width / 2, tc[1] - s * (trailer / 2) - c * width / 2),
+    ])
+
+
+def paint_trees(
+    canvas: Canvas,
+    centres: np.ndarray,
+    radii: np.ndarray,
+    heights: np.ndarray,
+    palette: Palette,
+    seed: int,
+    leafless: bool = False,
+) -> None:
+    """Tree crowns as textured discs, with crown heights for their shadows.
+
+    Leafless trees (winter) are thin, see-through crowns.
+    """
+    if len(centres) == 0:
+        return
+    w = canvas.window
+    px = w.to_pixels(centres)
+    cover = np.zeros((w.rows, w.cols), dtype=np.uint8)
+    hmap = np.zeros((w.rows, w.cols), dtype=np.float32)
+    order = np.argsort(heights)
+    for i in order:
+        cx, cy = px[i]
+        r = radii[i] / w.gsd
+        if cx + r < 0 or cy + r < 0 or cx - r > w.cols or cy - r > w.rows:
+            continue
+        centre = (round((cx - 0.5) * 16), round((cy - 0.5) * 16))
+        cv2.circle(cover, centre, max(1, round(r * 16)), 255, -1, cv2.LINE_AA, 4)
+        cv2.circle(hmap, centre, max(1, round(r * 16)), float(heights[i]), -1, cv2.LINE_8, 4)
+    a = cover.astype(np.float32) / 255.0
+    clump = fbm(w, 2.5, seed, octaves=3)
+    leaves = np.asarray(palette.tree, dtype=np.float32)
+    tone = 0.85 + 0.35 * clump + 0.12 * value_noise(w, w.gsd, seed + 1)
+    if leafless:
+        a *= np.clip(0.55 + 0.4 * clump, 0, 1)
+    canvas.albedo += a[..., None] * (leaves * tone[..., None] - canvas.albedo)
+    canvas.direct += a * (np.clip(0.9 + 0.5 * clump, 0.3, 1.5) - canvas.direct)
+    np.maximum(canvas.height, np.where(a > 0.5, hmap * (0.8 + 0.2 * clump), 0), out=canvas.height)
+
+
+def paint_masts(canvas: Canvas, bases: np.ndarray, arm_ends: np.ndarray, height: float = 10.0) -> None:
+    """Catenary masts: a lattice post (about 0.5 m) and a cantilever arm over the track.
+
+    Drawn at least one pixel wide in the height map, so they cast long thin shadows.
+    """
+    if len(bases) == 0:
+        return
+    w = canvas.window
+    hmap = np.zeros((w.rows, w.cols), dtype=np.float32)
+    mask = np.zeros((w.rows, w.cols), dtype=np.uint8)
+    pb = w.to_pixels(bases) - 0.5
+    pa = w.to_pixels(arm_ends) - 0.5
+    post = max(1, round(0.5 / w.gsd))
+    for (bx, by), (ax, ay) in zip(pb, pa, strict=True):
+        b = (round(bx * 16), round(by * 16))
+        a = (round(ax * 16), round(ay * 16))
+        cv2.line(hmap, b, a, 7.5, 1, cv2.LINE_8, 4)
+        cv2.circle(hmap, b, post * 8, height, -1, cv2.LINE_8, 4)
+        cv2.circle(mask, b, post * 8, 255, -1, cv2.LINE_AA, 4)
+        cv2.line(mask, b, a, 80, 1, cv2.LINE_AA, 4)
+    m = mask.astype(np.float32) / 255.0
+    canvas.albedo += m[..., None] * (np.float32(0.42) - canvas.albedo)
+    np.maximum(canvas.height, hmap, out=canvas.height)

@@ -1,0 +1,167 @@
+"""Light and the sensor.
+
+Sunlight and sky light on the painted surface, clouds and their shadows, haze, colour
+balance, the point-spread blur, noise, sharpening and JPEG.
+
+The order follows the physics: light on the ground (:func:`illuminate`), the atmosphere
+(:func:`apply_clouds`, haze), then the camera (:func:`expose`). Noise matters more than
+blur for training (DOMAIN.md), so every sensor adds some.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from railwatch.simulate.canvas import Canvas, RasterWindow
+from railwatch.simulate.sun import Sun, cast_shadows
+from railwatch.simulate.texture import fbm
+
+__all__ = [
+    "CloudField",
+    "Sensor",
+    "apply_clouds",
+    "cloud_field",
+    "expose",
+    "illuminate",
+    "random_sensor",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Sensor:
+    """How a camera turns radiance into 8-bit pixels.
+
+    ``blur_px``: Gaussian PSF sigma in native pixels; ``noise``: sigma on 0–255;
+    ``jpeg_quality``: None for no compression; ``gains``: per-channel colour balance;
+    ``gamma``: tone curve exponent; ``haze``: 0–1 veil of ``haze_color``; ``sharpen``:
+    unsharp-mask strength (halos); ``exposure``: overall brightness factor.
+    """
+
+    blur_px: float = 0.7
+    noise: float = 4.0
+    jpeg_quality: int | None = 80
+    gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gamma: float = 1.0
+    haze: float = 0.05
+    haze_color: tuple[float, float, float] = (0.70, 0.74, 0.80)
+    sharpen: float = 0.0
+    exposure: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.blur_px <= 5.0:
+            raise ValueError(f"blur_px must be in [0, 5], got {self.blur_px}")
+        if not 0.0 <= self.noise <= 50.0:
+            raise ValueError(f"noise must be in [0, 50], got {self.noise}")
+        if self.jpeg_quality is not None and not 5 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [5, 100], got {self.jpeg_quality}")
+        if not 0.0 <= self.haze < 1.0:
+            raise ValueError(f"haze must be in [0, 1), got {self.haze}")
+        if not 0.2 <= self.gamma <= 5.0:
+            raise ValueError(f"gamma must be in [0.2, 5], got {self.gamma}")
+
+
+def random_sensor(rng: np.random.Generator) -> Sensor:
+    """A random but plausible satellite/aerial camera."""
+    haze_tint = rng.normal(1.0, 0.04, 3)
+    return Sensor(
+        blur_px=float(rng.uniform(0.45, 1.0)),
+        noise=float(rng.uniform(1.5, 8.0)),
+        jpeg_quality=None if rng.random() < 0.15 else int(rng.integers(35, 92)),
+        gains=tuple(float(g) for g in rng.normal(1.0, 0.05, 3)),  # type: ignore[arg-type]
+        gamma=float(rng.uniform(0.8, 1.2)),
+        haze=float(rng.choice([0.0, rng.uniform(0.0, 0.12), rng.uniform(0.1, 0.3)], p=[0.3, 0.5, 0.2])),
+        haze_color=tuple(float(c) for c in np.clip(np.array([0.70, 0.74, 0.80]) * haze_tint, 0, 1)),  # type: ignore[arg-type]
+        sharpen=float(rng.choice([0.0, rng.uniform(0.2, 0.8)], p=[0.6, 0.4])),
+        exposure=float(rng.uniform(0.85, 1.2)),
+    )
+
+
+def illuminate(canvas: Canvas, sun: Sun, ambient: float = 0.32) -> np.ndarray:
+    """Radiance (rows, cols, 3; flat sunlit ground = its albedo) with cast shadows.
+
+    ``ambient`` is the share of sky light on flat ground; shadows receive only that, tinted
+    blue. Low sun warms the direct light.
+    """
+    shadow = cast_shadows(canvas.height, sun, canvas.window.gsd)
+    if canvas.window.gsd < 1.0:
+        shadow = cv2.GaussianBlur(shadow, (0, 0), 0.35 / canvas.window.gsd + 0.3)
+    warm = max(0.0, (35.0 - sun.elevation_deg) / 35.0)
+    sun_rgb = np.array([1.0 + 0.08 * warm, 1.0, 1.0 - 0.12 * warm], dtype=np.float32)
+    sky_rgb = np.array([0.93, 0.98, 1.10], dtype=np.float32)
+    direct = canvas.direct * (1.0 - shadow)
+    light = ambient * sky_rgb + (1.0 - ambient) * sun_rgb * direct[..., None]
+    return canvas.albedo * light
+
+
+@dataclass(frozen=True, slots=True)
+class CloudField:
+    """Cloud opacity (0–1) and the fraction of sunlight its shadow removes, per pixel."""
+
+    opacity: np.ndarray
+    shadow: np.ndarray
+
+
+def cloud_field(
+    window: RasterWindow,
+    seed: int,
+    threshold: float,
+    sun: Sun,
+    *,
+    cell_m: float = 400.0,
+    altitude_m: float = 1500.0,
+    softness: float = 0.25,
+) -> CloudField:
+    """Clouds where world-anchored fractal noise exceeds ``threshold``, and their shadows.
+
+    The shadow is the same field moved away from the sun by ``altitude / tan(elevation)``.
+    """
+    def opacity(w: RasterWindow) -> np.ndarray:
+        n = fbm(w, cell_m, seed, octaves=5, persistence=0.55)
+        return np.clip((n - threshold) / softness, 0.0, 1.0).astype(np.float32)
+
+    op = opacity(window)
+    east, north = sun.toward
+    reach = sun.shadow_length(altitude_m)
+    # a ground point is shaded by the cloud toward the sun from it
+    sh = opacity(window.shifted(east * reach, north * reach))
+    return CloudField(op, sh)
+
+
+def apply_clouds(radiance: np.ndarray, clouds: CloudField, window: RasterWindow, seed: int) -> np.ndarray:
+    """Darken cloud shadows and veil the ground with (textured) cloud."""
+    out = radiance * (1.0 - 0.65 * clouds.shadow)[..., None]
+    if clouds.opacity.any():
+        tex = 0.88 + 0.1 * fbm(window, 40.0, seed + 99, octaves=4)
+        cloud_rgb = np.stack([tex * 0.98, tex * 0.99, tex * 1.02], -1).astype(np.float32)
+        a = clouds.opacity[..., None]
+        out = out * (1 - a) + cloud_rgb * a
+    return out
+
+
+def expose(radiance: np.ndarray, sensor: Sensor, rng: np.random.Generator) -> np.ndarray:
+    """Haze, colour balance, blur, sharpening, noise, 8-bit quantisation and JPEG → uint8 RGB."""
+    img = radiance * np.float32(sensor.exposure)
+    if sensor.haze > 0:
+        img = img * (1 - sensor.haze) + np.asarray(sensor.haze_color, dtype=np.float32) * sensor.haze
+    img = img * np.asarray(sensor.gains, dtype=np.float32)
+    img = np.clip(img, 0.0, 1.2) ** np.float32(1.0 / sensor.gamma)
+    if sensor.blur_px > 0.05:
+        img = cv2.GaussianBlur(img, (0, 0), sensor.blur_px)
+    if sensor.sharpen > 0:
+        soft = cv2.GaussianBlur(img, (0, 0), 1.5)
+        img = img + sensor.sharpen * (img - soft)
+    img = img * 255.0
+    if sensor.noise > 0:
+        shape = img.shape[:2]
+        common = rng.standard_normal(shape, dtype=np.float32)
+        per = rng.standard_normal(img.shape, dtype=np.float32)
+        img += sensor.noise * (0.8 * common[..., None] + 0.6 * per)
+    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    if sensor.jpeg_quality is not None:
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, sensor.jpeg_quality])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    return out

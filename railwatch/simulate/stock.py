@@ -1,0 +1,514 @@
+"""Rolling stock: the five car classes, their sizes and looks, and how each is painted.
+
+A :class:`Car` is what a car is (class, size, look); a :class:`PlacedCar` is where it stands
+(centre, heading of its long axis, height of the rail under it). :func:`paint_car` paints a
+placed car's albedo, height and surface shading into a canvas in car-local coordinates
+(``u`` along the car, ``v`` across it), so roof ribs, tank highlights and loads follow the
+car's orientation. Sizes follow DOMAIN.md: cars 14–20 m long and 3.0–3.3 m wide,
+locomotives 17–21 m.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from shapely.geometry import Polygon
+
+from railwatch.simulate.canvas import Canvas
+from railwatch.simulate.sun import Sun
+
+__all__ = [
+    "CLASS_NAMES",
+    "Car",
+    "CarClass",
+    "CarLook",
+    "Load",
+    "PlacedCar",
+    "paint_car",
+    "random_car",
+]
+
+
+class CarClass(enum.IntEnum):
+    """Rolling-stock classes, in the index order used by labels and models."""
+
+    COVERED_CAR = 0
+    OPEN_CAR = 1
+    TANK_CAR = 2
+    FLAT_CAR = 3
+    LOCOMOTIVE = 4
+
+    @property
+    def label(self) -> str:
+        return CLASS_NAMES[self.value]
+
+    @classmethod
+    def from_label(cls, name: str) -> CarClass:
+        try:
+            return cls(CLASS_NAMES.index(name))
+        except ValueError:
+            raise ValueError(f"unknown car class {name!r}; use one of {', '.join(CLASS_NAMES)}") from None
+
+
+CLASS_NAMES: tuple[str, ...] = ("covered_car", "open_car", "tank_car", "flat_car", "locomotive")
+
+
+class Load(enum.StrEnum):
+    """What an open or flat car carries."""
+
+    NONE = "none"
+    COAL = "coal"
+    ORE = "ore"
+    GRAVEL = "gravel"
+    SAND = "sand"
+    SCRAP = "scrap"
+    TIMBER = "timber"
+    CONTAINERS = "containers"
+    VEHICLES = "vehicles"
+
+
+# (length range m, width range m, height m above rail) per class.
+_SIZES: dict[CarClass, tuple[tuple[float, float], tuple[float, float], float]] = {
+    CarClass.COVERED_CAR: ((14.5, 19.2), (3.05, 3.3), 4.7),
+    CarClass.OPEN_CAR: ((13.0, 15.5), (3.0, 3.25), 3.4),
+    CarClass.TANK_CAR: ((12.0, 17.0), (2.95, 3.2), 4.6),
+    CarClass.FLAT_CAR: ((13.5, 19.6), (2.85, 3.2), 1.35),
+    CarClass.LOCOMOTIVE: ((16.5, 21.0), (3.1, 3.3), 5.0),
+}
+
+_ROOFS = np.array(
+    [
+        (0.42, 0.25, 0.18), (0.30, 0.21, 0.16), (0.55, 0.34, 0.22), (0.30, 0.30, 0.30),
+        (0.13, 0.13, 0.13), (0.58, 0.58, 0.56), (0.80, 0.80, 0.78), (0.22, 0.34, 0.25),
+        (0.20, 0.29, 0.42), (0.47, 0.40, 0.33), (0.66, 0.63, 0.57),
+    ],
+    dtype=np.float32,
+)
+_ROOF_P = np.array([12, 8, 9, 12, 8, 12, 8, 8, 6, 9, 8], dtype=np.float64)
+_TANKS = np.array(
+    [
+        (0.07, 0.07, 0.07), (0.10, 0.10, 0.11), (0.30, 0.30, 0.30), (0.60, 0.60, 0.58),
+        (0.85, 0.85, 0.83), (0.22, 0.32, 0.24), (0.20, 0.27, 0.40), (0.60, 0.45, 0.20),
+    ],
+    dtype=np.float32,
+)
+_TANK_P = np.array([30, 15, 12, 12, 8, 8, 6, 4], dtype=np.float64)
+_LOCOS = np.array(
+    [(0.20, 0.36, 0.24), (0.55, 0.14, 0.12), (0.30, 0.35, 0.45), (0.72, 0.55, 0.15), (0.45, 0.45, 0.46)],
+    dtype=np.float32,
+)
+_CONTAINERS = np.array(
+    [
+        (0.20, 0.35, 0.55), (0.55, 0.18, 0.15), (0.25, 0.42, 0.28), (0.65, 0.65, 0.63),
+        (0.85, 0.85, 0.83), (0.70, 0.45, 0.15), (0.40, 0.25, 0.20), (0.15, 0.20, 0.35),
+    ],
+    dtype=np.float32,
+)
+_LOAD_COLORS: dict[Load, tuple[float, float, float]] = {
+    Load.COAL: (0.09, 0.09, 0.09),
+    Load.ORE: (0.33, 0.22, 0.17),
+    Load.GRAVEL: (0.58, 0.56, 0.52),
+    Load.SAND: (0.70, 0.60, 0.44),
+    Load.SCRAP: (0.38, 0.30, 0.24),
+    Load.TIMBER: (0.55, 0.44, 0.30),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CarLook:
+    """A car's appearance: main and secondary colour, load, variant switches and a texture seed."""
+
+    color: tuple[float, float, float]
+    accent: tuple[float, float, float]
+    load: Load = Load.NONE
+    variant: int = 0
+    rib_period_m: float = 0.9
+    curved_roof: float = 0.3
+    dirt: float = 0.3
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Car:
+    """A car: class, body length and width (metres), height above the rail, look."""
+
+    cls: CarClass
+    length: float
+    width: float
+    height: float
+    look: CarLook
+
+    def __post_init__(self) -> None:
+        if not (5.0 <= self.length <= 30.0 and 2.0 <= self.width <= 4.0):
+            raise ValueError(f"implausible car size {self.length:.1f} × {self.width:.1f} m")
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedCar:
+    """A car standing at ``centre`` (world metres) with its long axis at ``heading`` radians.
+
+    ``heading`` is counter-clockwise from east; ``base`` is the rail's height above ground
+    (non-zero on a bridge).
+    """
+
+    car: Car
+    centre: tuple[float, float]
+    heading: float
+    base: float = 0.0
+    car_id: str = ""
+
+    @property
+    def polygon(self) -> Polygon:
+        """The car body's footprint (an oriented rectangle)."""
+        return Polygon(self.corners())
+
+    def corners(self) -> np.ndarray:
+        """(4, 2) world corners, counter-clockwise."""
+        c, s = math.cos(self.heading), math.sin(self.heading)
+        hl, hw = self.car.length / 2, self.car.width / 2
+        local = np.array([(-hl, -hw), (hl, -hw), (hl, hw), (-hl, hw)])
+        rot = np.array([[c, -s], [s, c]])
+        return local @ rot.T + np.asarray(self.centre)
+
+
+def random_car(cls: CarClass, rng: np.random.Generator, *, base_color: np.ndarray | None = None) -> Car:
+    """A car of class ``cls`` with a random size and look (``base_color`` for block trains)."""
+    (l0, l1), (w0, w1), h = _SIZES[cls]
+    if cls is CarClass.COVERED_CAR and rng.random() < 0.6:
+        length = rng.uniform(16.5, 19.2)  # the common 1520 mm boxcars
+    else:
+        length = rng.uniform(l0, l1)
+    width = rng.uniform(w0, w1)
+    load = Load.NONE
+    if cls is CarClass.COVERED_CAR:
+        color = _pick(rng, _ROOFS, _ROOF_P) if base_color is None else base_color
+    elif cls is CarClass.OPEN_CAR:
+        color = _pick(rng, _ROOFS, _ROOF_P) if base_color is None else base_color
+        load = rng.choice(
+            [Load.NONE, Load.COAL, Load.ORE, Load.GRAVEL, Load.SAND, Load.SCRAP, Load.TIMBER],
+            p=[0.22, 0.25, 0.2, 0.1, 0.07, 0.1, 0.06],
+        )
+    elif cls is CarClass.TANK_CAR:
+        color = _pick(rng, _TANKS, _TANK_P) if base_color is None else base_color
+    elif cls is CarClass.FLAT_CAR:
+        color = _pick(rng, _ROOFS[[0, 1, 3, 4, 9]], None)
+        load = rng.choice(
+            [Load.NONE, Load.CONTAINERS, Load.VEHICLES, Load.TIMBER], p=[0.4, 0.4, 0.1, 0.1]
+        )
+    else:
+        color = _pick(rng, _LOCOS, None) if base_color is None else base_color
+    jitter = rng.normal(1.0, 0.03, 3).astype(np.float32) * rng.normal(1.0, 0.1)
+    color = np.asarray(color, dtype=np.float32) * jitter
+    grey = color.mean()
+    color = np.clip(grey + (color - grey) * rng.uniform(0.45, 0.9), 0.03, 0.95)  # weathered paint
+    accent = _pick(rng, _CONTAINERS if cls is CarClass.FLAT_CAR else _ROOFS, None)
+    look = CarLook(
+        color=_rgb(color),
+        accent=_rgb(accent),
+        load=Load(load),
+        variant=int(rng.integers(0, 4)),
+        rib_period_m=float(rng.uniform(0.55, 1.4)),
+        curved_roof=float(rng.choice([0.05, 0.2, 0.35])),
+        dirt=float(rng.beta(2, 4)),
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+    return Car(cls, float(length), float(width), h + float(rng.uniform(-0.15, 0.15)), look)
+
+
+def _pick(rng: np.random.Generator, table: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    p = None if weights is None else weights / weights.sum()
+    return table[rng.choice(len(table), p=p)]
+
+
+def _rgb(a: np.ndarray) -> tuple[float, float, float]:
+    return (float(a[0]), float(a[1]), float(a[2]))
+
+
+# ---------------------------------------------------------------- painting
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Car-local pixel coordinates of a patch of the canvas, and the sun in that frame."""
+
+    u: np.ndarray
+    v: np.ndarray
+    gsd: float
+    sun_u: float
+    sun_v: float
+    sun_z: float
+    rng: np.random.Generator
+
+
+def _coverage(u: np.ndarray, v: np.ndarray, half_l: float, half_w: float, g: float) -> np.ndarray:
+    d = np.minimum(half_l - np.abs(u), half_w - np.abs(v))
+    return np.clip(0.5 + d / g, 0.0, 1.0)
+
+
+def _lambert(f: _Frame, du: np.ndarray | float, dv: np.ndarray | float) -> np.ndarray:
+    """Direct light on a surface with slopes (dh/du, dh/dv), relative to flat ground."""
+    nu, nv = -np.asarray(du), -np.asarray(dv)
+    norm = np.sqrt(nu * nu + nv * nv + 1.0)
+    dot = (nu * f.sun_u + nv * f.sun_v + f.sun_z) / norm
+    return (np.maximum(dot, 0.0) / f.sun_z).astype(np.float32)
+
+
+def _streaks(f: _Frame, axis: np.ndarray, cell: float, lo: float, hi: float) -> np.ndarray:
+    """1-D value noise along ``axis`` (metres), between ``lo`` and ``hi``."""
+    n = int((hi - lo) / cell) + 3
+    knots = f.rng.random(n).astype(np.float32)
+    return np.interp(axis, lo + cell * np.arange(n), knots).astype(np.float32)
+
+
+def _grain(f: _Frame, amount: float) -> np.ndarray:
+    return (1.0 + amount * f.rng.standard_normal(f.u.shape)).astype(np.float32)
+
+
+def _paint_covered(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lk, hl, hw = car.look, car.length / 2, car.width / 2
+    base = np.asarray(lk.color, dtype=np.float32)
+    # roof profile h = top - k v^2: slope dh/dv = -2 k v
+    k = lk.curved_roof * 0.9 / (hw * hw)
+    direct = _lambert(f, 0.0, -2 * k * f.v)
+    tone = np.ones_like(f.u)
+    period = lk.rib_period_m
+    if period > 2.2 * f.gsd:
+        amp = 0.06 + 0.06 * (lk.variant % 2)
+        tone += amp * np.cos(2 * np.pi * f.u / period)
+    # weathering: rust / dirt streaks across the roof, patchy along it
+    dirt = _streaks(f, f.u, 1.3, -hl - 2, hl + 2) * _streaks(f, f.v, 0.9, -hw - 2, hw + 2)
+    tone *= 1.0 - lk.dirt * 0.45 * dirt
+    rust = np.asarray((0.45, 0.27, 0.17), dtype=np.float32)
+    mix = (lk.dirt * 0.6 * _streaks(f, f.u, 2.5, -hl - 3, hl + 3))[..., None]
+    color = base * (1 - mix) + rust * mix
+    edge = np.minimum(hl - np.abs(f.u), hw - np.abs(f.v))
+    tone = np.where(edge < 0.18, tone * 0.78, tone)
+    if lk.variant == 3:  # a lighter ridge line / walkway along the roof
+        tone = np.where(np.abs(f.v) < 0.25, tone * 1.15, tone)
+    color = color * (tone * _grain(f, 0.03))[..., None]
+    height = car.height - k * f.v * f.v
+    return color, height.astype(np.float32), direct
+
+
+def _paint_open(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lk, hl, hw = car.look, car.length / 2, car.width / 2
+    wall = max(0.16, 0.55 * f.gsd)
+    inner = np.minimum(hl - np.abs(f.u), hw - np.abs(f.v)) > wall
+    body = np.asarray(lk.color, dtype=np.float32)
+    color = np.broadcast_to(body * 1.08, (*f.u.shape, 3)).copy()
+    height = np.full(f.u.shape, car.height, dtype=np.float32)
+    direct = np.ones(f.u.shape, dtype=np.float32)
+    floor = 1.5
+    if lk.load is Load.NONE:
+        inside = body * 0.55 + np.float32(0.05)
+        tone = _grain(f, 0.06)
+        hfill = np.full(f.u.shape, floor, dtype=np.float32)
+        if lk.variant >= 2:  # hopper partitions across the car
+            ribs = np.abs(((f.u + hl) % 2.4) - 1.2) < 0.15
+            tone = np.where(ribs, tone * 1.35, tone)
+            hfill = np.where(ribs, car.height - 0.3, hfill)
+        fill = inside * tone[..., None]
+    else:
+        load = np.asarray(_LOAD_COLORS.get(lk.load, (0.3, 0.3, 0.3)), dtype=np.float32)
+        level = car.height - 0.25 - 0.9 * (lk.variant / 3.0)
+        # heaps: a ridge along the car with a few humps (the loader's piles)
+        n_humps = 2 + lk.variant
+        hump = 0.5 + 0.5 * np.cos(2 * np.pi * f.u * n_humps / car.length)
+        ridge = np.clip(1 - (f.v / hw) ** 2, 0, 1)
+        peak = 0.5 + 0.4 * (lk.variant % 2)
+        hfill = (level + peak * ridge * (0.6 + 0.4 * hump)).astype(np.float32)
+        dh_dv = -2 * peak * (0.6 + 0.4 * hump) * f.v / (hw * hw)
+        dh_du = -peak * ridge * 0.4 * np.sin(2 * np.pi * f.u * n_humps / car.length) * (
+            2 * np.pi * n_humps / car.length
+        ) * 0.5
+        direct = np.where(inner, _lambert(f, dh_du, dh_dv), direct)
+        grain = 0.22 if lk.load in (Load.SCRAP, Load.TIMBER) else 0.12
+        tone = _grain(f, grain)
+        if lk.load is Load.TIMBER:
+            tone *= 1 + 0.25 * np.cos(2 * np.pi * f.v / 0.35)
+        if lk.load is Load.SCRAP:
+            tint = 1 + 0.25 * f.rng.standard_normal((*f.u.shape, 3)).astype(np.float32)
+            fill = load * tone[..., None] * tint
+        else:
+            fill = load * tone[..., None]
+    color[inner] = fill[inner]
+    height = np.where(inner, hfill, height).astype(np.float32)
+    return color, height, direct
+
+
+def _paint_tank(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lk, hl, hw = car.look, car.length / 2, car.width / 2
+    radius = hw * 0.97
+    end = 0.9  # frame platforms at both ends
+    cyl_l = hl - end
+    head = 0.45  # dished heads: the cylinder's outline narrows over the last ``head`` metres
+    over = np.clip((np.abs(f.u) - (cyl_l - head)) / head, 0, 1)
+    half_w = radius * np.sqrt(np.clip(1 - over * over, 0, 1))
+    on_tank = (np.abs(f.v) < half_w) & (np.abs(f.u) < cyl_l)
+    base = np.asarray(lk.color, dtype=np.float32)
+    vv = np.clip(f.v / np.maximum(half_w, 1e-3), -0.999, 0.999)
+    nz = np.sqrt(1 - vv * vv)
+    # surface normal across the cylinder: (0, vv, nz); Lambert + specular toward nadir view
+    dot = vv * f.sun_v + nz * f.sun_z
+    lam = np.maximum(dot, 0) / f.sun_z
+    hx, hy, hz = 0.0, f.sun_v, f.sun_z + 1.0
+    hn = math.sqrt(hx * hx + hy * hy + hz * hz)
+    spec = np.maximum(vv * hy / hn + nz * hz / hn, 0) ** 40
+    shine = 0.55 if base.mean() < 0.25 else 0.3
+    color = base * _grain(f, 0.03)[..., None]
+    streak = _streaks(f, f.u, 0.8, -hl - 2, hl + 2)
+    color = color * (1 - lk.dirt * 0.35 * streak * (np.abs(f.v) < 0.6 * radius))[..., None]
+    color = color + (shine * spec)[..., None]
+    height = 1.4 + (car.height - 1.4) * (0.75 + 0.25 * nz)
+    # dome and walkway
+    dome = (f.u - (lk.variant - 1.5) * 0.3) ** 2 + f.v**2 < 0.55**2
+    walkway = (np.abs(f.v) < 0.28) & (lk.variant != 1)
+    accent = np.asarray(lk.accent, dtype=np.float32) * 0.5 + 0.25
+    grating = 1 + 0.25 * np.cos(2 * np.pi * f.u / 0.5)
+    color = np.where(walkway[..., None], accent * grating[..., None], color)
+    color = np.where(dome[..., None], base * 1.25 + 0.08, color)
+    height = np.where(dome, car.height + 0.45, height)
+    lam = np.where(dome | walkway, 1.0, lam)
+    # end platforms: dark frame, low
+    frame = np.asarray((0.16, 0.15, 0.14), dtype=np.float32)
+    color = np.where(on_tank[..., None], color, frame * _grain(f, 0.15)[..., None])
+    height = np.where(on_tank, height, 1.2).astype(np.float32)
+    direct = np.where(on_tank, lam, 1.0).astype(np.float32)
+    return color, height, direct
+
+
+def _paint_flat(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lk, hl, hw = car.look, car.length / 2, car.width / 2
+    deck = np.asarray(lk.color, dtype=np.float32) * 0.9 + np.float32(0.05)
+    tone = _grain(f, 0.08) * (1 + 0.1 * np.cos(2 * np.pi * f.v / 0.6))
+    edge = hw - np.abs(f.v) < 0.2
+    tone = np.where(edge, tone * 0.7, tone)
+    color = deck * tone[..., None]
+    height = np.full(f.u.shape, car.height, dtype=np.float32)
+    direct = np.ones(f.u.shape, dtype=np.float32)
+    rng = np.random.default_rng(lk.seed)
+    if lk.load is Load.CONTAINERS:
+        if car.length > 17.5 and rng.random() < 0.5:
+            boxes = [(-6.1 - 0.15, 6.06), (6.1 + 0.15, 6.06)] if rng.random() < 0.5 else [(0.0, 12.19)]
+        elif car.length > 13:
+            one40 = [(rng.uniform(-1.0, 1.0), 12.19)]
+            boxes = one40 if rng.random() < 0.5 else [(rng.choice([-3.2, 3.2]), 6.06)]
+        else:
+            boxes = [(0.0, 6.06)]
+        for centre, length in boxes:
+            if abs(centre) + length / 2 > hl:
+                continue
+            inside = (np.abs(f.u - centre) < length / 2) & (np.abs(f.v) < 1.22)
+            c = _CONTAINERS[rng.integers(len(_CONTAINERS))] * rng.normal(1, 0.06)
+            ctone = 1 + 0.07 * np.cos(2 * np.pi * f.u / 0.3 + rng.random() * 6)
+            rim = np.minimum(length / 2 - np.abs(f.u - centre), 1.22 - np.abs(f.v)) < 0.12
+            ctone = np.where(rim, ctone * 0.8, ctone)
+            color = np.where(inside[..., None], c * ctone[..., None], color)
+            height = np.where(inside, car.height + 2.6, height)
+    elif lk.load is Load.VEHICLES:
+        n = max(1, int(car.length // 5.2))
+        for i in range(n):
+            cu = -hl + (i + 0.5) * car.length / n
+            if rng.random() < 0.15:
+                continue
+            inside = (np.abs(f.u - cu) < 2.2) & (np.abs(f.v) < 0.9)
+            c = _CONTAINERS[rng.integers(len(_CONTAINERS))] * rng.uniform(0.7, 1.2)
+            glass = inside & (np.abs(f.u - cu - 0.9) < 0.45)
+            color = np.where(inside[..., None], c, color)
+            color = np.where(glass[..., None], np.float32(0.1), color)
+            height = np.where(inside, car.height + 1.5, height)
+    elif lk.load is Load.TIMBER:
+        inside = (np.abs(f.u) < hl - 0.6) & (np.abs(f.v) < hw - 0.25)
+        logs = 1 + 0.3 * np.cos(2 * np.pi * f.v / 0.3)
+        wood = np.asarray((0.50, 0.40, 0.28), dtype=np.float32)
+        color = np.where(inside[..., None], wood * (logs * _grain(f, 0.1))[..., None], color)
+        height = np.where(inside, car.height + 2.0, height)
+        direct = np.where(inside, _lambert(f, 0.0, -0.8 * f.v / hw), direct)
+    return color.astype(np.float32), height.astype(np.float32), direct.astype(np.float32)
+
+
+def _paint_loco(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lk, hl, hw = car.look, car.length / 2, car.width / 2
+    body = np.asarray(lk.color, dtype=np.float32)
+    roof = body * 0.5 + np.float32(0.2) if lk.variant % 2 else body
+    color = np.broadcast_to(roof, (*f.u.shape, 3)).astype(np.float32) * _grain(f, 0.04)[..., None]
+    height = np.full(f.u.shape, car.height, dtype=np.float32)
+    k = 0.5 / (hw * hw)
+    direct = _lambert(f, 0.0, -2 * k * f.v)
+    two_cabs = lk.variant >= 2
+    cab = 2.6
+    is_cab = (f.u > hl - cab) | (two_cabs & (f.u < -hl + cab))
+    color = np.where(is_cab[..., None], body * 1.1, color)
+    # windscreen at the cab end(s)
+    glass = (f.u > hl - 0.5) | (two_cabs & (f.u < -hl + 0.5))
+    color = np.where((glass & (np.abs(f.v) < hw - 0.3))[..., None], np.float32(0.08), color)
+    # roof equipment along the hood: fans (dark discs), grilles, exhaust
+    lo = -hl + (cab if two_cabs else 1.0)
+    hi = hl - cab - 0.5
+    n_fans = 2 + lk.variant % 3
+    for i in range(n_fans):
+        cu = hi - (i + 0.5) * 1.8
+        if cu < lo:
+            break
+        fan = (f.u - cu) ** 2 + f.v**2 < 0.65**2
+        color = np.where(fan[..., None], np.float32(0.12), color)
+        height = np.where(fan, car.height + 0.15, height)
+    grille = (f.u > lo) & (f.u < hi - n_fans * 1.8 - 0.5) & (np.abs(f.v) < 0.8)
+    gtone = 0.55 + 0.2 * np.cos(2 * np.pi * f.u / 0.4)
+    color = np.where(grille[..., None], roof * gtone[..., None], color)
+    height = np.where(grille, car.height + 0.35, height)
+    stripe = np.abs(np.abs(f.v) - (hw - 0.25)) < 0.12
+    accent = np.asarray((0.80, 0.70, 0.20), dtype=np.float32) if lk.variant == 1 else roof * 0.7
+    color = np.where(stripe[..., None], accent, color)
+    return color.astype(np.float32), height.astype(np.float32), direct
+
+
+_PAINTERS = {
+    CarClass.COVERED_CAR: _paint_covered,
+    CarClass.OPEN_CAR: _paint_open,
+    CarClass.TANK_CAR: _paint_tank,
+    CarClass.FLAT_CAR: _paint_flat,
+    CarClass.LOCOMOTIVE: _paint_loco,
+}
+
+
+def paint_car(canvas: Canvas, placed: PlacedCar, sun: Sun, snow: float = 0.0) -> None:
+    """Paint a placed car's albedo, height and surface shading into ``canvas``.
+
+    ``snow`` (0–1) whitens flat upper surfaces (a winter scene).
+    """
+    car = placed.car
+    w = canvas.window
+    corners_px = w.to_pixels(placed.corners())
+    c0 = math.floor(corners_px[:, 0].min()) - 1
+    c1 = math.ceil(corners_px[:, 0].max()) + 1
+    r0 = math.floor(corners_px[:, 1].min()) - 1
+    r1 = math.ceil(corners_px[:, 1].max()) + 1
+    if c1 <= 0 or r1 <= 0 or c0 >= w.cols or r0 >= w.rows:
+        return
+    x, y = w.pixel_centres(r0, r1, c0, c1)
+    dx = x - np.float32(placed.centre[0])
+    dy = y - np.float32(placed.centre[1])
+    ch, sh = np.float32(math.cos(placed.heading)), np.float32(math.sin(placed.heading))
+    u = dx * ch + dy * sh
+    v = -dx * sh + dy * ch
+    east, north = sun.toward
+    el = math.radians(max(sun.elevation_deg, 3.0))
+    sun_u = (east * math.cos(placed.heading) + north * math.sin(placed.heading)) * math.cos(el)
+    sun_v = (-east * math.sin(placed.heading) + north * math.cos(placed.heading)) * math.cos(el)
+    frame = _Frame(
+        u=u, v=v, gsd=w.gsd, sun_u=sun_u, sun_v=sun_v, sun_z=math.sin(el),
+        rng=np.random.default_rng(car.look.seed),
+    )
+    color, height, direct = _PAINTERS[car.cls](car, frame)
+    if snow > 0:
+        flat = np.clip(direct, 0.0, 1.2)[..., None]
+        color = color + snow * (np.float32(0.92) - color) * np.clip(flat - 0.5, 0, 1)
+    cover = _coverage(u, v, car.length / 2, car.width / 2, w.gsd).astype(np.float32)
+    canvas.paint_region(
+        r0, c0, cover, np.clip(color, 0.0, 1.5).astype(np.float32),
+        height=height + np.float32(placed.base), direct=direct,
+    )
