@@ -1,0 +1,191 @@
+"""Per-scene counts: one row per scene × zone × class, with the zone's coverage.
+
+A zone that a scene did not see well enough (coverage below ``min_coverage``: under cloud,
+outside the footprint, no-data) is *not observed*: its count is NaN, never zero. Counts are
+detector counts (what the model found); :func:`true_count_interval` turns a detector count into
+an estimate of the true number of cars with an interval, from the model's measured precision
+and recall.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from railwatch.detections import Detections
+from railwatch.manifest import CLASSES, ClassMetrics
+
+__all__ = [
+    "DEFAULT_MIN_COVERAGE",
+    "FRAME_COLUMNS",
+    "Z_90",
+    "CountInterval",
+    "CountedScene",
+    "FrameRow",
+    "frame_rows",
+    "frames_table",
+    "true_count_interval",
+]
+
+#: Below this fraction of valid, cloud-free pixels a zone counts as not observed in a scene.
+DEFAULT_MIN_COVERAGE = 0.5
+
+#: Two-sided 90% normal quantile used for every interval railwatch reports.
+Z_90 = 1.6448536269514722
+
+#: Columns of ``frames.csv`` (DESIGN.md), in order.
+FRAME_COLUMNS: tuple[str, ...] = ("scene", "acquired", "zone", "class", "count", "coverage")
+
+#: Recall below this is treated as this when correcting counts (avoids dividing by ~0).
+_MIN_RECALL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class CountedScene:
+    """What aggregation needs of one counted scene: when, what each zone showed, how much of it.
+
+    ``detections`` are in the site CRS with zones assigned; ``coverage`` maps every zone of the
+    site to the fraction of it the scene observed.
+    """
+
+    scene: str
+    acquired: datetime
+    coverage: Mapping[str, float]
+    detections: Detections
+
+    def __post_init__(self) -> None:
+        if self.acquired.tzinfo is None:
+            raise ValueError(f"{self.scene}: acquisition time must be timezone-aware")
+        if any(not 0.0 <= c <= 1.0 for c in self.coverage.values()):
+            raise ValueError(f"{self.scene}: coverage must be fractions, got {dict(self.coverage)}")
+
+    def observed(self, zone: str, min_coverage: float = DEFAULT_MIN_COVERAGE) -> bool:
+        """Whether the zone was seen well enough to be counted."""
+        return self.coverage.get(zone, 0.0) >= min_coverage
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRow:
+    """One ``frames.csv`` row. ``count`` is NaN when the zone was not observed."""
+
+    scene: str
+    acquired: datetime
+    zone: str
+    class_name: str
+    count: float
+    coverage: float
+
+    def __post_init__(self) -> None:
+        if self.class_name not in CLASSES:
+            raise ValueError(f"unknown class {self.class_name!r}")
+        if not 0.0 <= self.coverage <= 1.0:
+            raise ValueError(f"coverage must be a fraction, got {self.coverage}")
+        if not math.isnan(self.count) and (self.count < 0 or self.count != int(self.count)):
+            raise ValueError(f"count must be a non-negative integer or NaN, got {self.count}")
+
+    @property
+    def observed(self) -> bool:
+        return not math.isnan(self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class CountInterval:
+    """An estimate of a true number of cars, its standard deviation and a 90% interval."""
+
+    estimate: float
+    sd: float
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not (self.low <= self.estimate <= self.high) and not math.isnan(self.estimate):
+            raise ValueError(f"interval must contain the estimate, got {self}")
+
+    @classmethod
+    def from_moments(cls, estimate: float, variance: float, z: float = Z_90) -> CountInterval:
+        sd = math.sqrt(max(variance, 0.0))
+        return cls(estimate, sd, max(0.0, estimate - z * sd), estimate + z * sd)
+
+    def __add__(self, other: CountInterval) -> CountInterval:
+        """Sum of two independent counts: estimates and variances add; bounds add."""
+        return CountInterval(
+            self.estimate + other.estimate,
+            math.hypot(self.sd, other.sd),
+            self.low + other.low,
+            self.high + other.high,
+        )
+
+
+def frame_rows(
+    scene: CountedScene,
+    zones: Sequence[str],
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+    classes: Sequence[str] = CLASSES,
+) -> list[FrameRow]:
+    """Rows for every zone × class of one scene; NaN counts where the zone was not observed.
+
+    ``min_coverage=0`` gives the raw detector counts of every zone (what the store keeps).
+    """
+    dets = scene.detections
+    names = dets.class_name if len(dets) else np.empty(0, dtype=object)
+    rows = []
+    for zone in zones:
+        cov = float(scene.coverage.get(zone, 0.0))
+        in_zone = np.equal(dets.zone, zone) if len(dets) else np.zeros(0, dtype=bool)
+        seen = cov >= min_coverage
+        for cls in classes:
+            count = float(np.count_nonzero(in_zone & (names == cls))) if seen else math.nan
+            rows.append(FrameRow(scene.scene, scene.acquired, zone, cls, count, cov))
+    return rows
+
+
+def frames_table(rows: Iterable[FrameRow]) -> pd.DataFrame:
+    """``frames.csv`` as a DataFrame, sorted by time, zone and class order."""
+    records = [
+        {
+            "scene": r.scene,
+            "acquired": pd.Timestamp(r.acquired).tz_convert("UTC"),
+            "zone": r.zone,
+            "class": r.class_name,
+            "count": r.count,
+            "coverage": r.coverage,
+        }
+        for r in rows
+    ]
+    df = pd.DataFrame.from_records(records, columns=list(FRAME_COLUMNS))
+    if df.empty:
+        return df
+    order = {c: i for i, c in enumerate(CLASSES)}
+    df = df.sort_values(
+        ["acquired", "scene", "zone", "class"],
+        key=lambda s: s.map(order) if s.name == "class" else s,
+        kind="stable",
+    )
+    return df.reset_index(drop=True)
+
+
+def true_count_interval(
+    detected: float, metrics: ClassMetrics, z: float = Z_90
+) -> CountInterval:
+    """The true number of cars behind ``detected`` detections, from precision ``p`` and recall ``r``.
+
+    Model: each detection is a true car with probability ``p`` (true positives ~ Binomial(n, p));
+    each true car is detected with probability ``r``. Then the true count is ``n·p/r``, with
+    variance ``n·p(1−p)/r²`` (which detections are false) ``+ (n·p/r)(1−r)/r`` (how many cars
+    were missed). ``p`` and ``r`` are taken as exact: the error of their own measurement, and any
+    gap between the test imagery and real imagery, is not in the interval.
+    """
+    if math.isnan(detected):
+        return CountInterval(math.nan, math.nan, math.nan, math.nan)
+    if detected < 0:
+        raise ValueError(f"a count cannot be negative, got {detected}")
+    p = metrics.precision
+    r = max(metrics.recall, _MIN_RECALL)
+    estimate = detected * p / r
+    variance = detected * p * (1 - p) / r**2 + estimate * (1 - r) / r
+    return CountInterval.from_moments(estimate, variance, z)
