@@ -27,6 +27,8 @@ from railwatch.errors import RailwatchError
 @click.option("--arch", default="yolo11n-obb.yaml", show_default=True,
               help="Architecture when starting from scratch (an ultralytics model yaml).")
 @click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--hours", type=float, default=None,
+              help="Stop after this many hours; the epochs and learning-rate schedule fit in it.")
 @click.option("--imgsz", type=int, default=320, show_default=True, help="Chip side in pixels.")
 @click.option("--gsd", type=float, default=0.3, show_default=True,
               help="Ground sample distance (m) the chips are rendered and the model works at.")
@@ -43,6 +45,7 @@ def train(
     base_model: Path | None,
     arch: str,
     epochs: int,
+    hours: float | None,
     imgsz: int,
     gsd: float,
     batch: int,
@@ -97,6 +100,7 @@ def train(
             datasets=tuple(all_data), out=str(out.resolve()),
             base=str(base_model.resolve()) if base_model else arch,
             epochs=epochs, imgsz=imgsz, gsd=gsd, batch=batch, seed=seed, workers=workers, device=device,
+            hours=hours,
         )
     best = fit(settings, resume=resume, progress=lambda m: click.echo(m, err=True))
     click.echo(f"measuring {best} on the validation chips ...", err=True)

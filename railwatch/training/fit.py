@@ -64,6 +64,8 @@ class TrainSettings:
     device: str | None = None
     patience: int = 100
     close_mosaic: int = 5
+    hours: float | None = None
+    cache: str | None = "ram"
     augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
 
     def __post_init__(self) -> None:
@@ -164,6 +166,8 @@ def fit(
             exist_ok=True,
             patience=settings.patience,
             close_mosaic=settings.close_mosaic,
+            time=settings.hours,
+            cache=settings.cache or False,
             plots=False,
             amp=False,
             verbose=False,
