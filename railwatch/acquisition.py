@@ -15,6 +15,7 @@ from pathlib import Path
 
 __all__ = [
     "Acquisition",
+    "NO_TIME",
     "TimeSource",
     "from_file_name",
     "from_stac_sidecar",
@@ -29,6 +30,11 @@ class TimeSource(enum.StrEnum):
     STAC = "stac"
     TAG = "tag"
     FILE_NAME = "file_name"
+    NONE = "none"  # accepted only where time does not matter (detect, evaluate)
+
+
+#: The stand-in time of a scene opened without one (``TimeSource.NONE``).
+NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,8 +119,18 @@ class Scene:
         return self.path.name
 
 
-def open_scene(path: str | Path, site_crs: CRS, aoi: Polygon, max_gsd: float = MAX_GSD_M) -> Scene:
-    """Open and check a scene; ``aoi`` is in ``site_crs``. Raises a ``SceneError`` subclass."""
+def open_scene(
+    path: str | Path,
+    site_crs: CRS,
+    aoi: Polygon,
+    max_gsd: float = MAX_GSD_M,
+    require_time: bool = True,
+) -> Scene:
+    """Open and check a scene; ``aoi`` is in ``site_crs``. Raises a ``SceneError`` subclass.
+
+    ``require_time=False`` accepts a scene without acquisition time (source ``none``): for
+    detection and evaluation, never for counting into a time series.
+    """
     path = Path(path)
     if not path.is_file():
         raise SceneReadError(path, "no such file; check the path")
@@ -149,7 +159,7 @@ def open_scene(path: str | Path, site_crs: CRS, aoi: Polygon, max_gsd: float = M
                 "cannot be resolved; PlanetScope's 3 m is too coarse. Use 0.3–0.8 m imagery "
                 "(WorldView, SkySat, aerial)",
             )
-        acq = _acquisition(path, src)
+        acq = _acquisition(path, src, require_time)
         stretch = _stretch(path, src, bands)
         return Scene(
             path=path,
@@ -162,6 +172,12 @@ def open_scene(path: str | Path, site_crs: CRS, aoi: Polygon, max_gsd: float = M
             dtype=src.dtypes[0],
             nodata=src.nodata,
         )
+
+
+def resampling_for(native_gsd: float, grid_gsd: float) -> Resampling:
+    """Bilinear when up-sampling or near the native scale; averaging when shrinking by more
+    than 1.5× (bilinear would alias fine texture into noise the model never saw)."""
+    return Resampling.average if grid_gsd > 1.5 * native_gsd else Resampling.bilinear
 
 
 def footprint_lonlat(path: str | Path) -> Polygon:
@@ -196,7 +212,7 @@ def read_tiles(
                 "transform": grid.transform,
                 "width": grid.cols,
                 "height": grid.rows,
-                "resampling": Resampling.bilinear,
+                "resampling": resampling_for(scene.native_gsd, grid.gsd),
             }
             if scene.nodata is not None:
                 options.update(src_nodata=scene.nodata, nodata=scene.nodata)
@@ -304,7 +320,7 @@ def _native_gsd(src: rasterio.io.DatasetReader, crs: CRS, site_crs: CRS) -> floa
     return math.sqrt(dx * dy)
 
 
-def _acquisition(path: Path, src: rasterio.io.DatasetReader) -> Acquisition:
+def _acquisition(path: Path, src: rasterio.io.DatasetReader, require_time: bool = True) -> Acquisition:
     found = acquisition.from_stac_sidecar(path)
     if found is None:
         tags: dict[str, str] = {}
@@ -318,6 +334,8 @@ def _acquisition(path: Path, src: rasterio.io.DatasetReader) -> Acquisition:
         found = acquisition.from_tags(tags)
     if found is None:
         found = acquisition.from_file_name(path)
+    if found is None and not require_time:
+        found = Acquisition(acquisition.NO_TIME, acquisition.TimeSource.NONE, "no acquisition time")
     if found is None:
         raise NoAcquisitionTimeError(
             path,

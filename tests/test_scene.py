@@ -258,3 +258,29 @@ def test_bad_stac_sidecar_falls_through_to_next_source(make_scene):
     scene.path.with_suffix(".json").write_text("{not json")
     sc = open_scene(scene.path, site.crs, site.aoi_local)
     assert sc.acquisition.source == "file_name"
+
+
+def test_detection_may_go_without_a_time_but_counting_may_not(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(name="aerial.tif")
+    sc = open_scene(scene.path, site.crs, site.aoi_local, require_time=False)
+    assert sc.acquisition.source == "none"
+    with pytest.raises(NoAcquisitionTimeError):
+        open_scene(scene.path, site.crs, site.aoi_local)
+
+
+def test_fine_imagery_is_averaged_not_aliased_when_shrunk(make_scene):
+    from rasterio.enums import Resampling
+
+    from railwatch.scene import resampling_for
+
+    assert resampling_for(0.1, 0.3) is Resampling.average
+    assert resampling_for(0.25, 0.3) is Resampling.bilinear
+    assert resampling_for(0.5, 0.3) is Resampling.bilinear
+    site = load_site("tumangang_khasan")
+    fine = make_scene(gsd_m=0.1, size=1500)  # 150 m at 0.1 m, the bright car in the middle
+    sc = open_scene(fine.path, site.crs, site.aoi_local)
+    grid = SiteGrid.covering(site.aoi_local, site.crs, 0.3)
+    tiles = list(read_tiles(sc, grid, plan_windows(grid, site.counting_region().intersection(sc.footprint))))
+    ground = np.concatenate([t.array[0][t.valid & (t.array[0] < 150)] for t in tiles])
+    assert ground.std() < 6 / np.sqrt(3)  # noise of σ=6 averaged over ~9 pixels, not sampled

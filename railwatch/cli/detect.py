@@ -10,6 +10,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
 from railwatch.cli.options import model_options, site_or_footprint
+from railwatch.acquisition import TimeSource
 from railwatch.detections import Detections
 from railwatch.errors import SceneError
 from railwatch.grid import SiteGrid
@@ -37,14 +38,16 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path, **model_k
     for image in images:
         try:
             site = site_or_footprint(site_name, image)
-            scene = open_scene(image, site.crs, site.aoi_local)
+            scene = open_scene(image, site.crs, site.aoi_local, require_time=False)
             obs = observe_scene(scene, site, detector)
         except SceneError as exc:
             click.echo(f"{exc.path}: {exc.reason}: {exc.message}", err=True)
             continue
         used += 1
         dets = obs.detections
-        features.extend(detection_features(dets, scene.acquisition.time.isoformat()))
+        acq = scene.acquisition
+        features.extend(detection_features(
+            dets, None if acq.source is TimeSource.NONE else acq.time.isoformat()))
         grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
         zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
         for zone in zones:
@@ -61,7 +64,7 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path, **model_k
         raise SystemExit(1)
 
 
-def detection_features(dets: Detections, acquired: str) -> list[dict[str, object]]:
+def detection_features(dets: Detections, acquired: str | None) -> list[dict[str, object]]:
     """GeoJSON features (EPSG:4326 polygons, counter-clockwise) in DESIGN.md's detections format."""
     lonlat = dets.lonlat_corners()
     out: list[dict[str, object]] = []

@@ -50,7 +50,7 @@ def evaluate(images: tuple[Path, ...], truth: Path, site_name: str | None, out: 
     for image in images:
         try:
             site = site_or_footprint(site_name, image)
-            scene = open_scene(image, site.crs, site.aoi_local)
+            scene = open_scene(image, site.crs, site.aoi_local, require_time=False)
             obs = observe_scene(scene, site, detector)
         except SceneError as exc:
             click.echo(f"{exc.path}: {exc.reason}: {exc.message}", err=True)
