@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 __all__ = [
-    "Acquisition",
     "NO_TIME",
+    "Acquisition",
     "TimeSource",
     "from_file_name",
     "from_stac_sidecar",

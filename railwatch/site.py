@@ -11,11 +11,12 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
-from collections.abc import Callable
 
 import numpy as np
 import shapely
@@ -95,7 +96,7 @@ def utm_crs_for(lon: float, lat: float) -> CRS:
     """The WGS84 UTM zone CRS that contains (lon, lat)."""
     if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
         raise ValueError(f"not a WGS84 lon/lat: ({lon}, {lat})")
-    zone = min(int(math.floor((lon + 180.0) / 6.0)) + 1, 60)
+    zone = min(math.floor((lon + 180.0) / 6.0) + 1, 60)
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
@@ -260,9 +261,9 @@ def site_from_geojson(doc: object, default_name: str = "site", source: str = "si
                 raise BadSiteError(f"{source}: the aoi {name!r} must be a Polygon, not {geom.geom_type}")
             aois.append(geom)
         elif role == "track":
-            tracks.append(_wrap(source, lambda: Track(name, geom)))
+            tracks.append(_wrap(source, partial(Track, name, geom)))
         else:
-            zones.append(_wrap(source, lambda: Zone(name, geom)))
+            zones.append(_wrap(source, partial(Zone, name, geom)))
     if len(aois) != 1:
         raise BadSiteError(
             f"{source}: a site needs exactly one feature with role 'aoi' (found {len(aois)})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,7 +126,7 @@ def test_cars_on_neighbouring_diagonal_tracks_are_not_merged(tmp_path):
 
 
 def test_one_car_cut_by_a_seam_gives_one(tmp_path):
-    starts = axis_starts(1000, CHIP, int(math.ceil(24 / GSD)))
+    starts = axis_starts(1000, CHIP, math.ceil(24 / GSD))
     seam = starts[1] + CHIP - 5  # the right edge of the second chip, inside the third
     cars = _string_of_cars(1, 0.0, start=(seam, 150.0))
     tile = _draw(_tile(300, 1000), cars)
@@ -156,7 +157,7 @@ def test_only_detections_centred_in_core_and_region_are_kept(tmp_path):
 def test_chip_plan_overlaps_by_a_car_and_skips_unwanted_chips():
     starts = axis_starts(1000, 320, 80)
     assert starts[0] == 0 and starts[-1] == 1000 - 320
-    assert all(b - a <= 320 - 80 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a <= 320 - 80 for a, b in itertools.pairwise(starts))
     assert axis_starts(100, 320, 80) == [0]
     wanted = np.zeros((1000, 1000), bool)
     wanted[:40, :] = True  # a corridor along the top edge

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import CAR_LENGTH_M, CAR_WIDTH_M
+
 from railwatch.errors import RailwatchError
 from railwatch.training.labels import chip_labels, export_from_labels, read_labels
 
@@ -48,7 +48,7 @@ def test_cut_cars_are_clipped_or_dropped():
     (line,) = chip_labels(car, np.array([2]), 320)
     pts = np.array(line.split()[1:], float).reshape(4, 2)
     assert line.startswith("2 ") and pts.max() <= 1.0
-    mostly_out = car + [50, 0]
+    mostly_out = car + np.array([50, 0])
     assert chip_labels(mostly_out, np.array([2]), 320) == []
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from conftest import CAR_LENGTH_M, write_site
 from pyproj import Transformer
 
-from conftest import CAR_LENGTH_M, write_site
 from railwatch.errors import (
     NoAcquisitionTimeError,
     NoGeoreferenceError,
@@ -94,7 +94,8 @@ def test_uint16_and_float_are_stretched_to_uint8(make_scene):
         sc = open_scene(scene.path, site.crs, site.aoi_local)
         assert sc.stretch.high[0] > sc.stretch.low[0]
         grid = SiteGrid.covering(site.aoi_local, site.crs, GSD)
-        tile = next(read_tiles(sc, grid, plan_windows(grid, site.counting_region().intersection(sc.footprint))))
+        windows = plan_windows(grid, site.counting_region().intersection(sc.footprint))
+        tile = next(read_tiles(sc, grid, windows))
         values = tile.array[0][tile.valid]
         assert tile.array.dtype == np.uint8
         assert values.max() >= 250 and values.min() <= 10  # full range used
@@ -121,7 +122,7 @@ def test_band_layouts(make_scene, bands, colorinterp, descriptions, expected):
 def test_unsupported_band_layout(make_scene):
     site = load_site("tumangang_khasan")
     scene = make_scene(bands=2, colorinterp=["gray", "undefined"], dtype="uint16")
-    with pytest.raises(UnsupportedBandsError, match="scene_20231005.tif.*red, green and blue"):
+    with pytest.raises(UnsupportedBandsError, match=r"scene_20231005.tif.*red, green and blue"):
         open_scene(scene.path, site.crs, site.aoi_local)
 
 
@@ -170,28 +171,28 @@ def test_no_georeference(tmp_path):
     path = tmp_path / "plain_20231005.tif"
     with rasterio.open(path, "w", driver="GTiff", width=10, height=10, count=3, dtype="uint8") as ds:
         ds.write(np.zeros((3, 10, 10), np.uint8))
-    with pytest.raises(NoGeoreferenceError, match="plain_20231005.tif: has no georeferencing"):
+    with pytest.raises(NoGeoreferenceError, match=r"plain_20231005.tif: has no georeferencing"):
         open_scene(path, site.crs, site.aoi_local)
 
 
 def test_no_overlap(make_scene):
     site = load_site("tumangang_khasan")
     scene = make_scene(lon=127.0, lat=37.5)  # Seoul
-    with pytest.raises(NoOverlapError, match="does not overlap the site's area of interest"):
+    with pytest.raises(NoOverlapError, match=r"does not overlap the site's area of interest"):
         open_scene(scene.path, site.crs, site.aoi_local)
 
 
 def test_no_acquisition_time(make_scene):
     site = load_site("tumangang_khasan")
     scene = make_scene(name="scene.tif")
-    with pytest.raises(NoAcquisitionTimeError, match="scene.tif: no acquisition time: add a STAC"):
+    with pytest.raises(NoAcquisitionTimeError, match=r"scene.tif: no acquisition time: add a STAC"):
         open_scene(scene.path, site.crs, site.aoi_local)
 
 
 def test_too_coarse(make_scene):
     site = load_site("tumangang_khasan")
     scene = make_scene(gsd_m=3.0, size=200)
-    with pytest.raises(ResolutionTooCoarseError, match="3.00 m .*cannot be resolved; PlanetScope"):
+    with pytest.raises(ResolutionTooCoarseError, match=r"3.00 m .*cannot be resolved; PlanetScope"):
         open_scene(scene.path, site.crs, site.aoi_local)
 
 

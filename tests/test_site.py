@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import write_site
 from shapely.geometry import Point
 
-from conftest import write_site
 from railwatch.errors import BadSiteError
 from railwatch.site import AreaKind, bundled_sites, load_site, utm_crs_for
 
@@ -66,7 +66,10 @@ def _edit(tmp_path, mutate):
 
 
 def test_site_without_aoi_is_refused(tmp_path):
-    path = _edit(tmp_path, lambda d: d.update(features=[f for f in d["features"] if f["properties"]["role"] != "aoi"]))
+    def drop_aoi(doc):
+        doc["features"] = [f for f in doc["features"] if f["properties"]["role"] != "aoi"]
+
+    path = _edit(tmp_path, drop_aoi)
     with pytest.raises(BadSiteError, match=r"site.geojson: a site needs exactly one feature with role 'aoi'"):
         load_site(path)
 
@@ -94,7 +97,8 @@ def test_unknown_role_and_bad_geometry_are_refused(tmp_path):
     path = _edit(tmp_path, lambda d: d["features"][1]["properties"].update(role="railway"))
     with pytest.raises(BadSiteError, match="role 'railway'; use 'aoi', 'track' or 'zone'"):
         load_site(path)
-    path = _edit(tmp_path, lambda d: d["features"][1].update(geometry={"type": "LineString", "coordinates": [[1, 2]]}))
+    one_point = {"type": "LineString", "coordinates": [[1, 2]]}
+    path = _edit(tmp_path, lambda d: d["features"][1].update(geometry=one_point))
     with pytest.raises(BadSiteError, match="feature 't1'"):
         load_site(path)
     path = _edit(tmp_path, lambda d: d["features"][0]["geometry"].update(
@@ -104,9 +108,9 @@ def test_unknown_role_and_bad_geometry_are_refused(tmp_path):
 
 
 def test_missing_site_names_the_bundled_ones(tmp_path):
-    with pytest.raises(BadSiteError, match="not a bundled site .*tumangang_khasan"):
+    with pytest.raises(BadSiteError, match=r"not a bundled site .*tumangang_khasan"):
         load_site(tmp_path / "nope.geojson")
     bad = tmp_path / "bad.geojson"
     bad.write_text("{")
-    with pytest.raises(BadSiteError, match="bad.geojson: not a readable GeoJSON"):
+    with pytest.raises(BadSiteError, match=r"bad.geojson: not a readable GeoJSON"):
         load_site(bad)

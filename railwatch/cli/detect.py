@@ -9,8 +9,8 @@ import click
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
-from railwatch.cli.options import model_options, site_or_footprint
 from railwatch.acquisition import TimeSource
+from railwatch.cli.options import model_options, site_or_footprint
 from railwatch.detections import Detections
 from railwatch.errors import SceneError
 from railwatch.grid import SiteGrid

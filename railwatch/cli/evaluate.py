@@ -69,14 +69,14 @@ def evaluate(images: tuple[Path, ...], truth: Path, site_name: str | None, out: 
         tc = np.asarray(corners).reshape(-1, 4, 2)
         tk = np.asarray(classes, dtype=np.int64)
         d = obs.detections
-        for iou in per_scene:
-            per_scene[iou].append(
+        for iou, found in per_scene.items():
+            found.append(
                 evaluate_scene(scene.name, d.corners, d.class_id, d.confidence, tc, tk, iou)
             )
     if not per_scene[0.5]:
         raise SystemExit(1)
     tables = []
-    for iou, evs in per_scene.items():
+    for evs in per_scene.values():
         tables.append(merge_evaluations("all scenes", evs))
         tables.extend(evs)
     text = markdown_table(tables)

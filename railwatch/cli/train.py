@@ -66,7 +66,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         args = [a for a in sys.argv[1:] if a != "--background"]
         log = (out / "train.log").open("ab")
-        proc = subprocess.Popen(  # noqa: S603 - our own CLI, same interpreter
+        proc = subprocess.Popen(  # our own CLI, same interpreter
             [sys.executable, "-m", "railwatch.cli", *args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )

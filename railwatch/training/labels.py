@@ -19,9 +19,9 @@ import shapely
 import yaml
 from shapely.geometry import shape
 
+from railwatch.chipplan import axis_starts
 from railwatch.errors import RailwatchError
 from railwatch.grid import GridWindow, SiteGrid
-from railwatch.chipplan import axis_starts
 from railwatch.manifest import CLASSES
 from railwatch.scene import footprint_lonlat, open_scene, read_tiles
 from railwatch.site import site_for_footprint
@@ -110,7 +110,7 @@ def export_from_labels(
     for split in ("train", "val"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-    n_val_images = int(round(len(images) * val_fraction)) if len(images) > 1 else 0
+    n_val_images = round(len(images) * val_fraction) if len(images) > 1 else 0
     val_images = set(rng.permutation(len(images))[:n_val_images].tolist())
     written = {"train": 0, "val": 0}
     used_cars = 0
