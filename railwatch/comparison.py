@@ -1,0 +1,226 @@
+"""Each reported figure beside the comparable measured quantity, with a verdict.
+
+Like is paired with like:
+
+- a ``snapshot`` figure for one date with the counted scene nearest in time that observed the
+  zone (``days_apart`` says how far; beyond ``max_days_apart`` it is ``not_observed``);
+- a ``snapshot`` figure for a date range with the scene of the largest count inside the range
+  (an "at most N" over years is a statement about the fullest moment);
+- a ``weekly`` figure with the weekly ``estimate`` of unique cars of the ISO week of its date.
+
+``class`` ``any`` sums the classes; ``zone`` ``any`` sums the zones. The measured side is an
+interval of true cars: for a snapshot, the detector count corrected by the model's precision
+and recall (:func:`~railwatch.counts.true_count_interval`); for a week, ``low``–``high`` of the
+series. The reported side is the qualifier's interval (:meth:`ReportedFigure.bounds`). Verdicts:
+``consistent`` when the two intervals overlap, ``measured_higher`` / ``measured_lower`` when
+the measured interval lies wholly above / below, ``not_observed`` when nothing comparable was
+counted.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from railwatch.counts import Z_90, CountInterval, true_count_interval
+from railwatch.manifest import CLASSES, ClassMetrics
+from railwatch.reported import ANY, Quantity, ReportedFigure
+from railwatch.series import iso_week
+
+__all__ = [
+    "COMPARISON_COLUMNS",
+    "Comparison",
+    "ComparisonSettings",
+    "Verdict",
+    "compare",
+    "comparison_table",
+    "verdict_for",
+]
+
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "date", "site", "zone", "class", "quantity", "qualifier", "reported", "reported_low",
+    "reported_high", "measured_quantity", "measured", "estimate", "low", "high", "scene",
+    "acquired", "week", "days_apart", "verdict", "source", "url", "note",
+)
+
+
+class Verdict(enum.StrEnum):
+    """How a measured interval relates to a reported one."""
+
+    CONSISTENT = "consistent"
+    MEASURED_HIGHER = "measured_higher"
+    MEASURED_LOWER = "measured_lower"
+    NOT_OBSERVED = "not_observed"
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonSettings:
+    """``max_days_apart``: farthest scene (days) a single-date snapshot is compared with."""
+
+    max_days_apart: float = 3.0
+    z: float = Z_90
+
+    def __post_init__(self) -> None:
+        if self.max_days_apart < 0 or self.z <= 0:
+            raise ValueError("max_days_apart must be non-negative and z positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A reported figure and what was measured for it.
+
+    ``measured`` is the directly comparable number (a scene's detector count, or the weekly
+    estimate); ``estimate``/``low``/``high`` the true-car estimate and 90% interval behind the
+    verdict; ``scene``/``acquired``/``days_apart`` or ``week`` say what it was compared with.
+    """
+
+    figure: ReportedFigure
+    verdict: Verdict
+    measured_quantity: str = ""
+    measured: float = math.nan
+    estimate: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    scene: str = ""
+    acquired: datetime | None = None
+    week: str = ""
+    days_apart: float = math.nan
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict is not Verdict.NOT_OBSERVED and math.isnan(self.low):
+            raise ValueError("an observed comparison needs a measured interval")
+
+    def row(self) -> dict[str, object]:
+        f = self.figure
+        lo, hi = f.bounds()
+        return {
+            "date": f.date_label, "site": f.site, "zone": f.zone, "class": f.class_name,
+            "quantity": f.quantity.value, "qualifier": f.qualifier.value, "reported": f.count,
+            "reported_low": lo, "reported_high": hi, "measured_quantity": self.measured_quantity,
+            "measured": self.measured, "estimate": self.estimate, "low": self.low,
+            "high": self.high, "scene": self.scene,
+            "acquired": self.acquired.isoformat() if self.acquired else "",
+            "week": self.week, "days_apart": self.days_apart, "verdict": self.verdict.value,
+            "source": f.source, "url": f.url, "note": "; ".join(x for x in (f.note, self.note) if x),
+        }
+
+
+def verdict_for(figure: ReportedFigure, low: float, high: float) -> Verdict:
+    """Compare the measured interval [low, high] (NaN high: unbounded) with the figure's."""
+    if math.isnan(low):
+        return Verdict.NOT_OBSERVED
+    r_low, r_high = figure.bounds()
+    high = math.inf if math.isnan(high) else high
+    if low > r_high:
+        return Verdict.MEASURED_HIGHER
+    if high < r_low:
+        return Verdict.MEASURED_LOWER
+    return Verdict.CONSISTENT
+
+
+def compare(
+    figures: Sequence[ReportedFigure],
+    frames: pd.DataFrame,
+    weekly: pd.DataFrame,
+    metrics: Mapping[str, ClassMetrics],
+    site: str,
+    zones: Sequence[str],
+    settings: ComparisonSettings | None = None,
+) -> list[Comparison]:
+    """Compare every figure with the store's ``frames`` and ``weekly`` tables of ``site``."""
+    s = settings or ComparisonSettings()
+    out = []
+    for f in figures:
+        if f.site != site:
+            out.append(Comparison(f, Verdict.NOT_OBSERVED,
+                                  note=f"figure is for site {f.site!r}, these counts for {site!r}"))
+        elif f.zone != ANY and f.zone not in zones:
+            out.append(Comparison(f, Verdict.NOT_OBSERVED,
+                                  note=f"site {site!r} has no zone {f.zone!r}"))
+        elif f.quantity is Quantity.SNAPSHOT:
+            out.append(_snapshot(f, frames, metrics, zones, s))
+        else:
+            out.append(_weekly(f, weekly, zones))
+    return out
+
+
+def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    return pd.DataFrame.from_records([c.row() for c in comparisons], columns=list(COMPARISON_COLUMNS))
+
+
+def _selection(f: ReportedFigure, zones: Sequence[str]) -> tuple[list[str], list[str]]:
+    return ([*zones] if f.zone == ANY else [f.zone],
+            [*CLASSES] if f.class_name == ANY else [f.class_name])
+
+
+def _snapshot(
+    f: ReportedFigure,
+    frames: pd.DataFrame,
+    metrics: Mapping[str, ClassMetrics],
+    zones: Sequence[str],
+    s: ComparisonSettings,
+) -> Comparison:
+    want_zones, want_classes = _selection(f, zones)
+    sel = frames[frames["zone"].isin(want_zones) & frames["class"].isin(want_classes)]
+    per_scene = []
+    for (scene, acquired), g in sel.groupby(["scene", "acquired"], sort=False):
+        if g["count"].isna().any() or set(g["zone"]) != set(want_zones):
+            continue  # a zone of the figure was not observed in this scene
+        interval = CountInterval(0.0, 0.0, 0.0, 0.0)
+        for _, row in g.iterrows():
+            interval = interval + true_count_interval(row["count"], metrics[row["class"]], s.z)
+        per_scene.append((str(scene), pd.Timestamp(acquired).to_pydatetime(),
+                          float(g["count"].sum()), interval))
+    if not per_scene:
+        return Comparison(f, Verdict.NOT_OBSERVED, note="no counted scene observed the zone")
+    start = datetime(f.start.year, f.start.month, f.start.day, tzinfo=UTC)
+    end = datetime(f.end.year, f.end.month, f.end.day, tzinfo=UTC) + timedelta(days=1)
+
+    def days_apart(t: datetime) -> float:
+        if start <= t < end:
+            return 0.0
+        return min(abs((t - start).total_seconds()), abs((t - end).total_seconds())) / 86_400
+
+    if f.is_range:
+        inside = [p for p in per_scene if days_apart(p[1]) == 0.0]
+        if not inside:
+            return Comparison(f, Verdict.NOT_OBSERVED, note="no counted scene in the date range")
+        chosen = max(inside, key=lambda p: (p[2], p[1]))
+        quantity = "largest scene count in the range"
+    else:
+        chosen = min(per_scene, key=lambda p: (days_apart(p[1]), p[1]))
+        quantity = "scene count"
+    scene, acquired, count, interval = chosen
+    apart = round(days_apart(acquired), 2)
+    if apart > s.max_days_apart:
+        return Comparison(
+            f, Verdict.NOT_OBSERVED, scene=scene, acquired=acquired, days_apart=apart,
+            note=f"nearest counted scene is {apart:g} days away (more than {s.max_days_apart:g})",
+        )
+    return Comparison(
+        f, verdict_for(f, interval.low, interval.high), measured_quantity=quantity,
+        measured=count, estimate=interval.estimate, low=interval.low, high=interval.high,
+        scene=scene, acquired=acquired, days_apart=apart,
+    )
+
+
+def _weekly(f: ReportedFigure, weekly: pd.DataFrame, zones: Sequence[str]) -> Comparison:
+    want_zones, want_classes = _selection(f, zones)
+    week = iso_week(f.start)
+    note = "" if iso_week(f.end) == week else f"range spans several weeks; compared with {week}"
+    sel = weekly[(weekly["week"] == week) & weekly["zone"].isin(want_zones)
+                 & weekly["class"].isin(want_classes)]
+    if sel.empty or sel["estimate"].isna().any() or len(sel) != len(want_zones) * len(want_classes):
+        return Comparison(f, Verdict.NOT_OBSERVED, week=week,
+                          note="; ".join(x for x in (note, f"no weekly estimate for {week}") if x))
+    est, low, high = (float(sel[c].sum(skipna=False)) for c in ("estimate", "low", "high"))
+    return Comparison(
+        f, verdict_for(f, low, high), measured_quantity="weekly estimate of unique cars",
+        measured=est, estimate=est, low=low, high=high, week=week, note=note,
+    )

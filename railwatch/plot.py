@@ -1,0 +1,192 @@
+"""Plots of the weekly series, the per-scene snapshots, and scene quicklooks.
+
+Every function takes data already in memory (tables, arrays) and returns a matplotlib
+``Figure``; nothing here reads files, and ``pyplot`` (global state) is not used. Colours: one
+per zone, the same in every plot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon as PolygonPatch
+from matplotlib.transforms import blended_transform_factory
+
+from railwatch.manifest import CLASSES
+from railwatch.quicklook import CLASS_COLOURS
+from railwatch.reported import ANY, Quantity, ReportedFigure
+
+__all__ = ["class_colours", "quicklook_figure", "snapshot_figure", "weekly_figure", "zone_colours"]
+
+_ZONE_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+
+
+def zone_colours(zones: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per zone, in the site's zone order."""
+    return {z: _ZONE_PALETTE[i % len(_ZONE_PALETTE)] for i, z in enumerate(zones)}
+
+
+def class_colours() -> dict[str, str]:
+    """The detector's class colours (:data:`railwatch.quicklook.CLASS_COLOURS`) as hex strings."""
+    return {c: "#{:02x}{:02x}{:02x}".format(*CLASS_COLOURS[c]) for c in CLASSES}
+
+
+def _classes_with_data(*columns: pd.Series) -> list[str]:
+    present = set().union(*(set(c.dropna().unique()) for c in columns))
+    return [c for c in CLASSES if c in present] or [CLASSES[0]]
+
+
+def _date_axis(ax: object) -> None:
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)  # type: ignore[attr-defined]
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[attr-defined]
+
+
+def weekly_figure(
+    weekly: pd.DataFrame,
+    zones: Sequence[str],
+    reported: Sequence[ReportedFigure] = (),
+    classes: Sequence[str] | None = None,
+) -> Figure:
+    """Per class: the weekly estimate with its 90% interval and the weekly peak, per zone.
+
+    Reported figures within the period of the series are marked at their dates (★ snapshot,
+    ◆ weekly) with their qualifier's range; figures for "any rail car" get a panel of their own
+    with the estimates summed over classes. Figures outside the period are only counted.
+    """
+    colours = zone_colours(zones)
+    starts = pd.to_datetime(weekly["week_start"])
+    t0 = starts.min() - pd.Timedelta(days=7)
+    t1 = starts.max() + pd.Timedelta(days=14)
+    in_period = [f for f in reported
+                 if pd.Timestamp(f.end) >= t0 and pd.Timestamp(f.start) <= t1]
+    nonzero = weekly[(weekly["estimate"].fillna(0) > 0) | (weekly["peak"].fillna(0) > 0)]
+    panels = list(classes or _classes_with_data(
+        nonzero["class"], pd.Series([f.class_name for f in in_period if f.class_name != ANY])
+    ))
+    if any(f.class_name == ANY for f in in_period):
+        panels.append(ANY)
+    fig = Figure(figsize=(10, 3.2 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, cls in zip(axes, panels, strict=True):
+        rows = weekly if cls == ANY else weekly[weekly["class"] == cls]
+        for zone in zones:
+            z = rows[rows["zone"] == zone]
+            if z.empty:
+                continue
+            if cls == ANY:
+                z = z.groupby("week_start", as_index=False)[["estimate", "low", "high", "peak"]].sum(
+                    min_count=1)
+            mid = pd.to_datetime(z["week_start"]) + pd.Timedelta(days=3.5)
+            c = colours[zone]
+            ax.fill_between(mid, z["low"], z["high"].fillna(z["estimate"]), color=c, alpha=0.15,
+                            label=f"{zone}: 90% interval")
+            ax.plot(mid, z["estimate"], "o-", color=c, label=f"{zone}: estimate (unique cars/week)")
+            if cls != ANY:
+                ax.plot(mid, z["peak"], "v--", color=c, alpha=0.8, label=f"{zone}: peak snapshot")
+        stacked: dict[pd.Timestamp, int] = {}
+        for f in in_period:
+            if f.class_name != cls:
+                continue
+            lo, hi = f.bounds()
+            # A range is drawn at its last day inside the period; figures of one date side by side.
+            x = max(t0, min(t1, pd.Timestamp(f.end) + pd.Timedelta(hours=12)))
+            stacked[x] = stacked.get(x, -1) + 1
+            x = x + pd.Timedelta(hours=10 * stacked[x])
+            c = colours.get(f.zone, "black")
+            marker = "*" if f.quantity is Quantity.SNAPSHOT else "D"
+            hi_plot = hi if math.isfinite(hi) else f.count * 1.3
+            ax.errorbar([x], [f.count], yerr=[[f.count - lo], [hi_plot - f.count]], fmt=marker,
+                        color=c, mec="black", ms=11, capsize=4,
+                        label=f"reported {f.quantity.value} ({f.qualifier.value}), {f.zone}")
+        title = "any rail car (classes summed)" if cls == ANY else cls
+        ax.set_title(f"{title}: weekly series")
+        ax.set_ylabel("rail cars")
+        ax.set_xlabel("week (UTC)")
+        ax.set_xlim(t0, t1)
+        ax.set_ylim(bottom=0)
+        _date_axis(ax)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", ncols=2)
+    outside = len(reported) - len(in_period)
+    if outside:
+        fig.text(0.01, 0.0, f"{outside} reported figure(s) fall outside this period "
+                 "(see comparison.csv)", fontsize=8, va="bottom")
+    return fig
+
+
+def snapshot_figure(frames: pd.DataFrame, zones: Sequence[str]) -> Figure:
+    """Per class: the detector count of each scene per zone; ✕ on the axis: zone not observed."""
+    colours = zone_colours(zones)
+    observed = frames[frames["count"].fillna(0) > 0]
+    classes = _classes_with_data(observed["class"])
+    fig = Figure(figsize=(10, 3.0 * len(classes)), layout="constrained")
+    axes = fig.subplots(len(classes), 1, squeeze=False)[:, 0]
+    for ax, cls in zip(axes, classes, strict=True):
+        rows = frames[frames["class"] == cls]
+        edge = blended_transform_factory(ax.transData, ax.transAxes)
+        for zone in zones:
+            z = rows[rows["zone"] == zone].sort_values("acquired")
+            if z.empty:
+                continue
+            t = pd.to_datetime(z["acquired"])
+            seen = z["count"].notna()
+            ax.plot(t[seen], z["count"][seen], "o-", color=colours[zone], label=f"{zone}")
+            if (~seen).any():
+                ax.plot(t[~seen], np.full((~seen).sum(), 0.03), "x", color=colours[zone], ms=9,
+                        mew=2, transform=edge, label=f"{zone}: not observed (cloud / outside)")
+        ax.set_title(f"{cls}: cars per scene (snapshot counts)")
+        ax.set_ylabel("rail cars in the zone")
+        ax.set_xlabel("acquisition time (UTC)")
+        ax.set_ylim(bottom=0)
+        _date_axis(ax)
+        ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def quicklook_figure(
+    rgb: np.ndarray,
+    extent: tuple[float, float, float, float],
+    corners: np.ndarray,
+    class_names: Sequence[str],
+    title: str,
+    zones: Mapping[str, np.ndarray] | None = None,
+) -> Figure:
+    """A scene window with the detected oriented boxes drawn, coloured by class.
+
+    ``rgb`` ``(3, rows, cols)`` or ``(rows, cols, 3)`` uint8; ``extent`` ``(left, right, bottom,
+    top)`` in metres of the site CRS; ``corners`` ``(n, 4, 2)`` in the same CRS; ``zones`` maps a
+    zone name to its outline ``(k, 2)``.
+    """
+    image = np.moveaxis(rgb, 0, -1) if rgb.ndim == 3 and rgb.shape[0] == 3 else rgb
+    width = extent[1] - extent[0]
+    height = extent[3] - extent[2]
+    aspect = height / width if width > 0 else 1.0
+    fig = Figure(figsize=(10, max(3.0, min(12.0, 10 * aspect + 1.0))), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(image, extent=extent, origin="upper", interpolation="nearest")
+    colours = class_colours()
+    drawn: set[str] = set()
+    for box, name in zip(corners, class_names, strict=True):
+        label = None if name in drawn else name
+        drawn.add(name)
+        ax.add_patch(PolygonPatch(box, closed=True, fill=False, lw=0.8,
+                                  edgecolor=colours.get(name, "white"), label=label))
+    for i, (zone, outline) in enumerate((zones or {}).items()):
+        ax.plot(outline[:, 0], outline[:, 1], "-", lw=1.2,
+                color=_ZONE_PALETTE[i % len(_ZONE_PALETTE)], label=f"zone {zone}")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("easting (m)")
+    ax.set_ylabel("northing (m)")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.set_title(title)
+    if drawn or zones:
+        ax.legend(fontsize=7, loc="upper right")
+    return fig

@@ -1,0 +1,359 @@
+"""The outputs of a store, rebuilt in full each time: CSV, GeoJSON, PNG plots and ``report.md``.
+
+Everything is derived from the store (scenes, detections, counts, the model's measured
+accuracy) and the reported-figures table, so ``railwatch series`` can rebuild it without the
+imagery. Only the quicklooks read pixels, and only when asked to and the scene files are still
+where the store last saw them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+from matplotlib.figure import Figure
+
+from railwatch.comparison import (
+    Comparison,
+    ComparisonSettings,
+    Verdict,
+    compare,
+    comparison_table,
+)
+from railwatch.counts import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
+from railwatch.errors import SceneError
+from railwatch.grid import GridWindow, SiteGrid
+from railwatch.plot import quicklook_figure, snapshot_figure, weekly_figure
+from railwatch.reported import ANY, ReportedFigure
+from railwatch.scene import open_scene, read_tiles
+from railwatch.series import SeriesSettings, weekly_table
+from railwatch.site import AreaKind, Site
+from railwatch.store import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
+from railwatch.tile import PixelWindow
+
+__all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
+           "write_report"]
+
+_MARGIN_M = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """What goes into the outputs and how they are computed."""
+
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+    comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
+    quicklooks: bool = True
+    quicklook_max_side: int = 1600
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_coverage <= 1.0:
+            raise ValueError("min_coverage must be in (0, 1]")
+        if self.quicklook_max_side < 64:
+            raise ValueError("quicklook_max_side must be at least 64 pixels")
+
+    @property
+    def series(self) -> SeriesSettings:
+        return SeriesSettings(min_coverage=self.min_coverage, z=self.comparison.z)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInputs:
+    """Everything a report is made of, read from a store."""
+
+    site: Site
+    model: ModelRecord
+    run: RunRecord
+    scenes: tuple[CountedScene, ...]
+    records: tuple[SceneRecord, ...]
+    rejections: tuple[RejectionRecord, ...]
+    figures: tuple[ReportedFigure, ...]
+
+    @property
+    def zones(self) -> list[str]:
+        return [a.name for a in self.site.counting_areas() if a.kind is AreaKind.ZONE]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTables:
+    """The computed tables: frames, weekly, comparisons."""
+
+    frames: pd.DataFrame
+    weekly: pd.DataFrame
+    comparisons: tuple[Comparison, ...]
+
+
+def load_inputs(
+    store: Store,
+    figures: Sequence[ReportedFigure],
+    model_sha256: str | None = None,
+    site_name: str | None = None,
+) -> ReportInputs:
+    """Read a model's and site's scenes from the store (default: those of the latest run)."""
+    run = store.latest_run()
+    if run is None:
+        raise StoreError(f"{store.path}: the store holds no run yet; run `railwatch count` first")
+    model_sha256 = model_sha256 or run.model_sha256
+    site = store.site(site_name or run.site)
+    return ReportInputs(
+        site=site,
+        model=store.model(model_sha256),
+        run=run,
+        scenes=tuple(store.counted_scenes(model_sha256, site)),
+        records=tuple(store.scenes(model_sha256, site.name)),
+        rejections=tuple(store.rejections(model_sha256, site.name)),
+        figures=tuple(figures),
+    )
+
+
+def build_tables(inputs: ReportInputs, settings: ReportSettings | None = None) -> ReportTables:
+    """frames, weekly and comparison tables of the inputs."""
+    s = settings or ReportSettings()
+    zones = inputs.zones
+    rows = [r for c in inputs.scenes for r in frame_rows(c, zones, s.min_coverage)]
+    frames = frames_table(rows)
+    weekly = weekly_table(inputs.scenes, zones, inputs.model.metrics, s.series)
+    comparisons = compare(
+        inputs.figures, frames, weekly, inputs.model.metrics, inputs.site.name, zones,
+        s.comparison,
+    )
+    return ReportTables(frames, weekly, tuple(comparisons))
+
+
+def write_report(
+    out: Path, inputs: ReportInputs, settings: ReportSettings | None = None
+) -> ReportTables:
+    """Write every output into ``out`` and return the tables."""
+    s = settings or ReportSettings()
+    out.mkdir(parents=True, exist_ok=True)
+    tables = build_tables(inputs, s)
+    _write_geojson(out / "detections.geojson", inputs.scenes)
+    _frames_csv(tables.frames).to_csv(out / "frames.csv", index=False)
+    _weekly_csv(tables.weekly).to_csv(out / "weekly.csv", index=False)
+    comparison_table(tables.comparisons).round(2).to_csv(out / "comparison.csv", index=False)
+    pd.DataFrame.from_records(
+        [{"scene": r.name, "path": r.path, "reason": r.reason, "message": r.message,
+          "recorded": r.recorded.isoformat()} for r in inputs.rejections],
+        columns=["scene", "path", "reason", "message", "recorded"],
+    ).to_csv(out / "rejected.csv", index=False)
+    plots: list[tuple[str, str]] = []
+    if not tables.frames.empty:
+        _save(weekly_figure(tables.weekly, inputs.zones, inputs.figures), out / "weekly.png")
+        _save(snapshot_figure(tables.frames, inputs.zones), out / "snapshots.png")
+        plots = [("Weekly series", "weekly.png"), ("Per-scene snapshot counts", "snapshots.png")]
+    quicklooks, skipped = (_quicklooks(out, inputs, tables, s) if s.quicklooks else ([], []))
+    (out / "report.md").write_text(
+        _markdown(inputs, tables, plots, quicklooks, skipped, s), encoding="utf-8"
+    )
+    return tables
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=110)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _frames_csv(frames: pd.DataFrame) -> pd.DataFrame:
+    df = frames.copy()
+    if not df.empty:
+        df["acquired"] = [_iso(pd.Timestamp(t).to_pydatetime()) for t in df["acquired"]]
+        df["count"] = df["count"].astype("Int64")
+        df["coverage"] = df["coverage"].round(4)
+    return df
+
+
+def _weekly_csv(weekly: pd.DataFrame) -> pd.DataFrame:
+    df = weekly.copy()
+    for col in ("peak", "mean", "arrivals", "estimate", "low", "high"):
+        df[col] = df[col].astype(float).round(1)
+    df["coverage"] = df["coverage"].astype(float).round(3)
+    return df
+
+
+def _write_geojson(path: Path, scenes: Sequence[CountedScene]) -> None:
+    features = []
+    for c in scenes:
+        d = c.detections
+        if not len(d):
+            continue
+        lonlat = d.lonlat_corners()
+        for i in range(len(d)):
+            ring = [[round(float(x), 8), round(float(y), 8)] for x, y in lonlat[i]]
+            features.append({
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+                "properties": {
+                    "scene": c.scene,
+                    "acquired": _iso(c.acquired),
+                    "class": str(d.class_name[i]),
+                    "confidence": round(float(d.confidence[i]), 4),
+                    "zone": None if d.zone[i] is None else str(d.zone[i]),
+                },
+            })
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}),
+                    encoding="utf-8")
+
+
+def _quicklooks(
+    out: Path, inputs: ReportInputs, tables: ReportTables, s: ReportSettings
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """PNG of the scene nearest each compared figure, around the figure's zone."""
+    by_name = {r.name: r for r in inputs.records if r.status == "counted"}
+    counted = {c.scene: c for c in inputs.scenes}
+    areas = {a.name: a.geometry for a in inputs.site.counting_areas() if a.kind is AreaKind.ZONE}
+    done: dict[tuple[str, str], str] = {}
+    made, skipped = [], []
+    for comp in tables.comparisons:
+        if not comp.scene or comp.scene not in by_name or (comp.scene, comp.figure.zone) in done:
+            continue
+        rec, zone = by_name[comp.scene], comp.figure.zone
+        geom = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]
+        name = f"quicklook_{Path(rec.name).stem}_{zone}.png"
+        try:
+            fig = _quicklook(rec, counted[rec.name], geom, areas, inputs.site, s)
+        except (SceneError, OSError) as exc:
+            skipped.append(f"{rec.name}: {exc}")
+            continue
+        _save(fig, out / name)
+        done[(comp.scene, zone)] = name
+        made.append((f"{rec.name}, zone {zone} (nearest scene to the figure of "
+                     f"{comp.figure.date_label})", name))
+    return made, skipped
+
+
+def _quicklook(
+    rec: SceneRecord,
+    counted: CountedScene,
+    geom: shapely.Geometry,
+    areas: dict[str, shapely.Geometry],
+    site: Site,
+    s: ReportSettings,
+) -> Figure:
+    path = Path(rec.path)
+    if not path.is_file():
+        raise OSError(f"not found at {path} (moved since it was counted)")
+    scene = open_scene(path, site.crs, site.aoi_local)
+    minx, miny, maxx, maxy = geom.buffer(_MARGIN_M).bounds
+    gsd = max(rec.gsd or 0.5, max(maxx - minx, maxy - miny) / s.quicklook_max_side)
+    grid = SiteGrid.covering(shapely.box(minx, miny, maxx, maxy), site.crs, gsd)
+    whole = PixelWindow(0, 0, grid.rows, grid.cols)
+    tile = next(read_tiles(scene, grid, [GridWindow(whole, whole)]))
+    rgb = tile.array.copy()
+    rgb[:, ~tile.valid] = 40
+    x0, y0, x1, y1 = grid.window_bounds(whole)
+    d = counted.detections
+    inside = (
+        shapely.intersects_xy(shapely.box(x0, y0, x1, y1), d.centres[:, 0], d.centres[:, 1])
+        if len(d) else np.zeros(0, dtype=bool)
+    )
+    sel = d[inside]
+    outlines = {
+        z: np.asarray(g.exterior.coords) for z, g in areas.items()
+        if isinstance(g, shapely.Polygon) and g.intersects(shapely.box(x0, y0, x1, y1))
+    }
+    title = f"{rec.name}  ({_iso(counted.acquired)}), {len(sel)} detections"
+    return quicklook_figure(rgb, (x0, x1, y0, y1), sel.corners, list(sel.class_name), title,
+                            outlines)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(none)_\n"
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "" if math.isnan(v) else ("∞" if math.isinf(v) else f"{v:g}")
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+_HOW_TO_READ = """\
+## How to read this
+
+Three different quantities appear here; they answer different questions and must not be mixed.
+
+- **Snapshot** (`frames.csv` `count`, the per-scene chart): the cars the detector found in a zone
+  in *one image* — cars present at one moment. A press figure such as "73 rail cars at Tumangang
+  on 5 October 2023" is a snapshot. An empty count means the zone was **not observed** (under
+  cloud, outside the image, no data: coverage below {min_cov:.0%}); it never means zero cars.
+- **Weekly peak** (`weekly.csv` `peak`): the largest snapshot of the week. It is a lower bound on
+  the cars that used the zone that week: cars that came and went between images are not in it.
+- **Weekly estimate** (`weekly.csv` `estimate`, `low`–`high`): unique cars present in the zone at
+  some time during the week. Consecutive images are co-registered and their cars matched, so
+  parked cars are counted once and new arrivals are added. It corrects for the detector's
+  measured precision and recall and, in `high`, allows for cars that may have come and gone
+  unseen between images or while the zone was under cloud (90% interval; `high` empty: unknown).
+  `arrivals` is the number of detected cars with no match in the previous observed image.
+- **Comparison** (`comparison.csv`): each reported figure is paired with the same kind of
+  quantity — a snapshot with the counted image nearest in time (`days_apart`), a weekly figure
+  with the weekly estimate. "approximately" means ±10%, "at least" a lower bound, "at most" and
+  "up to" upper bounds. `consistent`: the measured 90% interval overlaps the reported range.
+"""
+
+
+def _markdown(
+    inputs: ReportInputs,
+    tables: ReportTables,
+    plots: list[tuple[str, str]],
+    quicklooks: list[tuple[str, str]],
+    skipped: list[str],
+    s: ReportSettings,
+) -> str:
+    counted = [r for r in inputs.records if r.status == "counted"]
+    sample = [r for r in counted if "sample_tiles" in Path(r.path).parts]
+    m = inputs.model
+    metrics = ", ".join(f"{c} p={v.precision:.2f} r={v.recall:.2f}" for c, v in m.metrics.items())
+    unmeasured = all(v.precision == 1.0 and v.recall == 1.0 for v in m.metrics.values())
+    parts = [
+        f"# railwatch report: {inputs.site.name}\n",
+        "> **Simulated imagery.** The sample scenes shipped with railwatch (`sample_tiles/`) are "
+        "**SIMULATED**: rendered by railwatch's scene simulator, not satellite images. Numbers "
+        "computed from them describe a simulation, not real traffic at the crossing."
+        + (f" {len(sample)} of the {len(counted)} scenes here come from `sample_tiles/`."
+           if sample else "") + "\n",
+        f"Generated {_iso(datetime.now(UTC))}. Model `{m.name}` (sha256 `{m.sha256}`); measured "
+        f"accuracy: {metrics}."
+        + (" No accuracy was measured for this model: intervals carry no detector error." if
+           unmeasured else "") + "\n",
+        f"Scenes counted: {len(counted)}; rejected: {len(inputs.rejections)} (see "
+        "`rejected.csv`). Latest run: "
+        f"{_iso(inputs.run.started)}, railwatch {inputs.run.versions.get('railwatch', '?')}.\n",
+        _HOW_TO_READ.format(min_cov=s.min_coverage),
+        "## Comparison with reported figures\n",
+        _md_table(comparison_table(tables.comparisons)[
+            ["date", "zone", "class", "quantity", "qualifier", "reported", "measured_quantity",
+             "measured", "low", "high", "scene", "days_apart", "verdict", "source"]
+        ].round(1)),
+    ]
+    n_verdicts = {v: sum(c.verdict is v for c in tables.comparisons) for v in Verdict}
+    parts.append(", ".join(f"{v.value}: {n}" for v, n in n_verdicts.items()) + "\n")
+    for title, png in plots:
+        parts.append(f"## {title}\n\n![{title}]({png})\n")
+    if quicklooks or skipped:
+        parts.append("## Quicklooks\n")
+        parts += [f"### {t}\n\n![{t}]({png})\n" for t, png in quicklooks]
+        parts += [f"- no quicklook for {why}\n" for why in skipped]
+    elif not s.quicklooks:
+        parts.append("_Quicklooks are drawn only when the imagery is read (`railwatch count`)._\n")
+    weekly = _weekly_csv(tables.weekly)
+    busy = weekly[(weekly["peak"].fillna(0) > 0) | (weekly["estimate"].fillna(0) > 0)]
+    parts += ["## Weekly series (zones and classes with cars)\n", _md_table(busy)]
+    parts += ["## Scenes\n", _md_table(pd.DataFrame.from_records(
+        [{"scene": r.name, "acquired": _iso(r.acquired) if r.acquired else "", "crs": r.crs,
+          "gsd_m": round(r.gsd or math.nan, 3), "sha256": r.content_sha256[:16]} for r in counted],
+        columns=["scene", "acquired", "crs", "gsd_m", "sha256"],
+    ))]
+    return "\n".join(parts)

@@ -1,0 +1,384 @@
+"""Weekly series per ISO week × zone × class, from the counted scenes of a site.
+
+For each zone the scenes that observed it (coverage ≥ ``min_coverage``) are taken in time order;
+each consecutive pair is co-registered (:mod:`railwatch.registration`) and its cars matched
+(:mod:`railwatch.matching`): parked cars, arrivals, departures. ``weekly.csv`` columns:
+
+- ``week`` (ISO week, e.g. ``2023-W40``) and ``week_start`` (its Monday, UTC).
+- ``n_scenes``: scenes acquired in the week that observed the zone.
+- ``peak``: the largest detector count of one of those scenes (a snapshot: cars present at once).
+- ``mean``: the mean detector count of those scenes.
+- ``arrivals``: detected cars not matched to a car of the previous observed scene, summed over
+  the scenes of the week (the previous scene may lie in the week before). NaN with no such pair.
+- ``estimate``: unique cars present in the zone at some time during the week (true cars, not
+  detections), with a 90% interval ``low``–``high`` (see below).
+- ``coverage``: mean coverage of the zone over all scenes acquired in the week (NaN: no scene).
+
+The estimator (per zone × class; ``p``, ``r`` the model's measured precision and recall):
+
+1. A detector count ``n`` stands for ``n·p/r`` true cars (:func:`~railwatch.counts.true_count_interval`).
+   Between two observed scenes with ``m`` matched cars, ``a`` unmatched later cars and ``d``
+   unmatched earlier cars, the true arrivals are ``(a − n_later·(1−p) − m·(1−r)/r) / r``:
+   detections that are false, and parked cars missed in the earlier scene, also look like
+   arrivals. Departures likewise; cars parked throughout ``m/r²``.
+2. Seen in the week: the true count of its first observed scene plus the true arrivals at each
+   later observed scene of the week.
+3. Gaps across a week boundary: a car that left between the last scene before the week and the
+   first in it was present in the week if it left after Monday 00:00; with the time of leaving
+   uniform over the gap that happens with probability (part of the gap inside the week) / gap.
+   Arrivals in a gap across the week's end likewise. The estimate adds these expectations;
+   ``low`` adds none of them, ``high`` all. A week with no observed scene but observed scenes on
+   both sides gets the cars parked across the gap plus these expectations.
+4. Cars that came and went between two scenes, or before the first / after the last scene of
+   the series, are never seen. The point estimate cannot know them and adds nothing; ``high``
+   adds, for every stretch of unobserved time in the week, the arrivals the zone's mean
+   turnover rate (true arrivals and departures over the whole series, per day) would bring in
+   that time, less the arrivals actually seen for it, plus a Poisson margin. Clouded scenes
+   lengthen the gaps and so widen the interval. With fewer than two observed scenes the rate
+   is unknown and ``high`` is NaN (unknown, not zero).
+5. ``low`` and ``high`` also carry the detector's sampling error (±1.645 sd of steps 1–2).
+
+Assumptions: ``p`` and ``r`` hold for this imagery (the gap between test and real imagery is
+not in the interval); a car that leaves never returns within a gap; the same car keeps its
+class; a zone's counts are of its observed part; partial cloud (coverage between
+``min_coverage`` and 1) is not corrected for and inflates arrivals and departures a little.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+
+from railwatch.counts import (
+    DEFAULT_MIN_COVERAGE,
+    Z_90,
+    CountedScene,
+    true_count_interval,
+)
+from railwatch.manifest import CLASSES, ClassMetrics
+from railwatch.matching import DEFAULT_MATCH_TOLERANCE, CarMatch, match_cars
+from railwatch.registration import Registration, RegistrationSettings, register
+
+__all__ = [
+    "WEEKLY_COLUMNS",
+    "PairMatcher",
+    "SeriesSettings",
+    "Transition",
+    "WeekEstimate",
+    "ZoneClassSeries",
+    "estimate_week",
+    "iso_week",
+    "turnover_rate",
+    "week_starts",
+    "weekly_table",
+    "zone_class_series",
+]
+
+#: Columns of ``weekly.csv`` (DESIGN.md), in order.
+WEEKLY_COLUMNS: tuple[str, ...] = (
+    "week", "week_start", "zone", "class", "n_scenes", "peak", "mean", "arrivals",
+    "estimate", "low", "high", "coverage",
+)
+
+_DAY_S = 86_400.0
+_MIN_RECALL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSettings:
+    """Options of the aggregation, in one place."""
+
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+    z: float = Z_90
+    match_tolerance: float = DEFAULT_MATCH_TOLERANCE
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_coverage <= 1.0:
+            raise ValueError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
+        if self.z <= 0 or self.match_tolerance <= 0:
+            raise ValueError("z and match_tolerance must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What changed in one zone and class between two consecutive observed scenes."""
+
+    start: datetime
+    end: datetime
+    n_start: int
+    n_end: int
+    parked: int
+    arrivals: int
+    departures: int
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"a transition must go forward in time ({self.start} → {self.end})")
+        if min(self.n_start, self.n_end, self.parked, self.arrivals, self.departures) < 0:
+            raise ValueError("counts must be non-negative")
+
+    @property
+    def days(self) -> float:
+        return (self.end - self.start).total_seconds() / _DAY_S
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneClassSeries:
+    """The observed scenes of one zone × class: times, detector counts, and the transitions."""
+
+    zone: str
+    class_name: str
+    times: tuple[datetime, ...]
+    counts: tuple[int, ...]
+    transitions: tuple[Transition, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.counts) != len(self.times):
+            raise ValueError("one count per time")
+        if len(self.transitions) != max(0, len(self.times) - 1):
+            raise ValueError("one transition between each pair of consecutive times")
+        if any(b <= a for a, b in pairwise(self.times)):
+            raise ValueError("times must increase strictly")
+
+
+@dataclass(frozen=True, slots=True)
+class WeekEstimate:
+    """Unique true cars present during a week: estimate and 90% interval (NaN: unknown)."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+class PairMatcher:
+    """Registers and matches pairs of scenes on demand, each pair once.
+
+    Registration uses all cars of both scenes (every zone and class): more tie points, and the
+    scenes' geolocation error is one shift for the whole scene.
+    """
+
+    def __init__(self, scenes: Sequence[CountedScene], settings: SeriesSettings) -> None:
+        self._scenes = scenes
+        self._settings = settings
+        self._cache: dict[tuple[int, int], tuple[Registration, CarMatch]] = {}
+
+    def __call__(self, i: int, j: int) -> tuple[Registration, CarMatch]:
+        if (i, j) not in self._cache:
+            a, b = self._scenes[i].detections, self._scenes[j].detections
+            reg = register(a.centres, a.class_id, b.centres, b.class_id, self._settings.registration)
+            match = match_cars(
+                a.centres, a.class_id, b.centres, b.class_id, reg, self._settings.match_tolerance
+            )
+            self._cache[(i, j)] = (reg, match)
+        return self._cache[(i, j)]
+
+    def registrations(self) -> dict[tuple[str, str], Registration]:
+        """The registrations computed so far, by scene names."""
+        return {
+            (self._scenes[i].scene, self._scenes[j].scene): reg
+            for (i, j), (reg, _) in sorted(self._cache.items())
+        }
+
+
+def iso_week(t: datetime | date) -> str:
+    """``2023-W40`` for any moment of that ISO week."""
+    year, week, _ = t.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_starts(first: datetime, last: datetime) -> list[datetime]:
+    """Mondays 00:00 UTC of every ISO week from the one holding ``first`` to ``last``'s."""
+    d0 = first.astimezone(UTC).date()
+    monday = datetime(d0.year, d0.month, d0.day, tzinfo=UTC) - timedelta(days=d0.weekday())
+    out = []
+    while monday <= last:
+        out.append(monday)
+        monday += timedelta(days=7)
+    return out
+
+
+def zone_class_series(
+    scenes: Sequence[CountedScene],
+    zone: str,
+    class_name: str,
+    matcher: PairMatcher,
+    settings: SeriesSettings,
+) -> ZoneClassSeries:
+    """The scenes (sorted by time) that observed ``zone``, and what changed between each pair."""
+    cls_id = CLASSES.index(class_name)
+    observed = [i for i, s in enumerate(scenes) if s.observed(zone, settings.min_coverage)]
+
+    def selected(k: int) -> np.ndarray:
+        d = scenes[k].detections
+        if not len(d):
+            return np.zeros(0, dtype=bool)
+        return np.equal(d.zone, zone) & (d.class_id == cls_id)
+
+    counts = [int(selected(k).sum()) for k in observed]
+    transitions = []
+    for (i, j), (n_i, n_j) in zip(pairwise(observed), pairwise(counts), strict=True):
+        _, match = matcher(i, j)
+        sel_i, sel_j = selected(i), selected(j)
+        parked = int(sel_j[match.pairs[:, 1]].sum()) if len(match.pairs) else 0
+        transitions.append(
+            Transition(
+                start=scenes[i].acquired,
+                end=scenes[j].acquired,
+                n_start=n_i,
+                n_end=n_j,
+                parked=parked,
+                arrivals=int(sel_j[match.arrivals].sum()) if len(match.arrivals) else 0,
+                departures=int(sel_i[match.departures].sum()) if len(match.departures) else 0,
+            )
+        )
+    return ZoneClassSeries(
+        zone, class_name, tuple(scenes[k].acquired for k in observed), tuple(counts),
+        tuple(transitions),
+    )
+
+
+def _true_moves(tr: Transition, m: ClassMetrics) -> tuple[float, float, float, float]:
+    """True arrivals, their variance, true departures, and cars parked throughout."""
+    p, r = m.precision, max(m.recall, _MIN_RECALL)
+    missed_parked = tr.parked * (1 - r) / r
+    arr = max(0.0, (tr.arrivals - tr.n_end * (1 - p) - missed_parked) / r)
+    dep = max(0.0, (tr.departures - tr.n_start * (1 - p) - missed_parked) / r)
+    return arr, tr.arrivals / r**2, dep, tr.parked / r**2
+
+
+def turnover_rate(series: ZoneClassSeries, metrics: ClassMetrics) -> float:
+    """Mean true arrivals and departures per day over the series (NaN under two scenes)."""
+    if len(series.times) < 2:
+        return math.nan
+    span = (series.times[-1] - series.times[0]).total_seconds() / _DAY_S
+    moves = [_true_moves(tr, metrics) for tr in series.transitions]
+    return (sum(a for a, _, _, _ in moves) + sum(d for _, _, d, _ in moves)) / 2 / span
+
+
+def estimate_week(
+    series: ZoneClassSeries,
+    week_start: datetime,
+    metrics: ClassMetrics,
+    rate: float,
+    z: float = Z_90,
+) -> WeekEstimate:
+    """Unique true cars of the series' zone × class present during the week (module docstring)."""
+    w0, w1 = week_start, week_start + timedelta(days=7)
+    times, n, trs = series.times, series.counts, series.transitions
+    inside = [k for k, t in enumerate(times) if w0 <= t < w1]
+    seen = seen_var = expected = extra_high = 0.0
+    unobserved: list[tuple[float, float, float]] = []  # (days in week, gap days, seen arrivals)
+    edge_days = 0.0
+
+    def frac(part: timedelta, tr: Transition) -> float:
+        return part.total_seconds() / _DAY_S / tr.days
+
+    if inside:
+        f, last = inside[0], inside[-1]
+        first = true_count_interval(n[f], metrics)
+        seen, seen_var = first.estimate, first.sd**2
+        for k in inside[1:]:
+            arr, var, _, _ = _true_moves(trs[k - 1], metrics)
+            seen += arr
+            seen_var += var
+            unobserved.append((trs[k - 1].days, trs[k - 1].days, arr))
+        if f > 0:
+            tr = trs[f - 1]
+            arr, _, dep, _ = _true_moves(tr, metrics)
+            expected += dep * frac(times[f] - w0, tr)
+            extra_high += dep
+            unobserved.append(((times[f] - w0).total_seconds() / _DAY_S, tr.days, arr))
+        else:
+            edge_days += (times[f] - w0).total_seconds() / _DAY_S
+        if last < len(times) - 1:
+            tr = trs[last]
+            arr, _, _, _ = _true_moves(tr, metrics)
+            expected += arr * frac(w1 - times[last], tr)
+            extra_high += arr
+            unobserved.append(((w1 - times[last]).total_seconds() / _DAY_S, tr.days, arr))
+        else:
+            edge_days += (w1 - times[last]).total_seconds() / _DAY_S
+    else:
+        before = [k for k, t in enumerate(times) if t < w0]
+        if not before or before[-1] == len(times) - 1:
+            return WeekEstimate(math.nan, math.nan, math.nan)
+        a = before[-1]
+        tr = trs[a]
+        arr, _, dep, parked = _true_moves(tr, metrics)
+        r = max(metrics.recall, _MIN_RECALL)
+        seen, seen_var = parked, tr.parked * (1 - r**2) / r**4
+        expected += dep * frac(times[a + 1] - w0, tr) + arr * frac(w1 - times[a], tr)
+        extra_high += dep + arr
+        unobserved.append((7.0, tr.days, arr))
+
+    sd = math.sqrt(seen_var)
+    allowance = rate * edge_days if edge_days > 0 else 0.0
+    for in_week, gap, arr in unobserved:
+        allowance += math.nan if math.isnan(rate) else max(0.0, (rate - arr / gap) * in_week)
+    estimate = seen + expected
+    low = max(0.0, seen - z * sd)
+    # NaN allowance (rate unknown, some time unobserved) makes ``high`` NaN: unknown, not zero.
+    high = seen + z * sd + extra_high + allowance + z * math.sqrt(allowance)
+    return WeekEstimate(estimate, min(low, estimate), high)
+
+
+def weekly_table(
+    scenes: Sequence[CountedScene],
+    zones: Sequence[str],
+    metrics: Mapping[str, ClassMetrics],
+    settings: SeriesSettings | None = None,
+    classes: Sequence[str] = CLASSES,
+) -> pd.DataFrame:
+    """``weekly.csv`` as a DataFrame: every ISO week from the first scene's to the last's."""
+    s = settings or SeriesSettings()
+    ordered = sorted(scenes, key=lambda c: c.acquired)
+    if not ordered:
+        return pd.DataFrame(columns=list(WEEKLY_COLUMNS))
+    matcher = PairMatcher(ordered, s)
+    weeks = week_starts(ordered[0].acquired, ordered[-1].acquired)
+    rows = []
+    for zone in zones:
+        for cls in classes:
+            ser = zone_class_series(ordered, zone, cls, matcher, s)
+            rate = turnover_rate(ser, metrics[cls])
+            for w0 in weeks:
+                rows.append(_week_row(ser, ordered, w0, metrics[cls], rate, s))
+    df = pd.DataFrame.from_records(rows, columns=list(WEEKLY_COLUMNS))
+    return df.sort_values(["week", "zone"], kind="stable").reset_index(drop=True)
+
+
+def _week_row(
+    ser: ZoneClassSeries,
+    scenes: Sequence[CountedScene],
+    w0: datetime,
+    metrics: ClassMetrics,
+    rate: float,
+    s: SeriesSettings,
+) -> dict[str, object]:
+    w1 = w0 + timedelta(days=7)
+    in_week = [k for k, t in enumerate(ser.times) if w0 <= t < w1]
+    counts = [ser.counts[k] for k in in_week]
+    arrivals = [ser.transitions[k - 1].arrivals for k in in_week if k > 0]
+    cov = [c.coverage.get(ser.zone, 0.0) for c in scenes if w0 <= c.acquired < w1]
+    est = estimate_week(ser, w0, metrics, rate, s.z)
+    return {
+        "week": iso_week(w0),
+        "week_start": w0.date().isoformat(),
+        "zone": ser.zone,
+        "class": ser.class_name,
+        "n_scenes": len(in_week),
+        "peak": float(max(counts)) if counts else math.nan,
+        "mean": float(np.mean(counts)) if counts else math.nan,
+        "arrivals": float(sum(arrivals)) if arrivals else math.nan,
+        "estimate": est.estimate,
+        "low": est.low,
+        "high": est.high,
+        "coverage": float(np.mean(cov)) if cov else math.nan,
+    }

@@ -1,0 +1,548 @@
+"""The embedded store: one SQLite file (standard library ``sqlite3``, WAL mode).
+
+Tables:
+
+- ``sites``: the site each scene was counted on (its GeoJSON, so outputs can be rebuilt
+  without the original file) and its local CRS.
+- ``models``: each model's sha256, name and measured per-class precision and recall.
+- ``runs``: one row per batch: model, site, parameters, software versions, start and end time,
+  summary. A run killed mid-way keeps ``finished`` empty; its committed scenes stay.
+- ``scenes``: keyed by (content sha256, model sha256, site): a renamed or moved file is the
+  same scene. Path, name, acquisition time (UTC), CRS, native ground sample distance, footprint
+  (WKT, site CRS), status ``counted`` or ``rejected`` and the reason.
+- ``detections``: every detected car of a counted scene: class, confidence, zone, corners (site CRS).
+- ``counts``: per counted scene, zone and class: detector count and the zone's coverage.
+
+Each scene is written in one ``BEGIN IMMEDIATE`` transaction: a process killed at any moment
+leaves either the whole scene or nothing. Several processes may write at once: SQLite's lock
+serialises the transactions and ``busy_timeout`` makes each wait its turn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import shapely
+from rasterio.crs import CRS
+from shapely.geometry import mapping
+
+from railwatch import __version__
+from railwatch.counts import CountedScene, frame_rows
+from railwatch.detections import Detections
+from railwatch.errors import RailwatchError
+from railwatch.manifest import CLASSES, ClassMetrics
+from railwatch.observation import Observation
+from railwatch.site import AreaKind, Site, site_from_geojson
+
+__all__ = [
+    "DEFAULT_STORE_NAME",
+    "ModelRecord",
+    "RejectionRecord",
+    "RunRecord",
+    "SceneRecord",
+    "Store",
+    "StoreError",
+    "site_geojson",
+    "software_versions",
+]
+
+#: File name of the store inside the output folder when ``--db`` is not given.
+DEFAULT_STORE_NAME = "railwatch.sqlite"
+
+SCHEMA_VERSION = "1"
+
+SceneStatus = Literal["counted", "rejected"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sites (
+    name TEXT PRIMARY KEY, crs_wkt TEXT NOT NULL, geojson TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS models (
+    sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, class_metrics TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT NOT NULL, finished TEXT,
+    model_sha256 TEXT NOT NULL REFERENCES models(sha256),
+    site TEXT NOT NULL REFERENCES sites(name),
+    parameters TEXT NOT NULL, versions TEXT NOT NULL, summary TEXT, pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS scenes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    content_sha256 TEXT NOT NULL, model_sha256 TEXT NOT NULL, site TEXT NOT NULL,
+    name TEXT NOT NULL, path TEXT NOT NULL,
+    acquired TEXT, crs TEXT, gsd REAL, footprint_wkt TEXT,
+    status TEXT NOT NULL CHECK (status IN ('counted', 'rejected')),
+    reason TEXT, message TEXT,
+    run_id INTEGER REFERENCES runs(id), recorded TEXT NOT NULL,
+    UNIQUE (content_sha256, model_sha256, site)
+);
+CREATE TABLE IF NOT EXISTS detections (
+    scene_id INTEGER NOT NULL REFERENCES scenes(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL, zone TEXT,
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    x2 REAL NOT NULL, y2 REAL NOT NULL, x3 REAL NOT NULL, y3 REAL NOT NULL,
+    PRIMARY KEY (scene_id, idx)
+);
+CREATE TABLE IF NOT EXISTS counts (
+    scene_id INTEGER NOT NULL REFERENCES scenes(id) ON DELETE CASCADE,
+    zone TEXT NOT NULL, class TEXT NOT NULL, count INTEGER NOT NULL, coverage REAL NOT NULL,
+    PRIMARY KEY (scene_id, zone, class)
+);
+"""
+
+
+class StoreError(RailwatchError, OSError):
+    """The store file cannot be opened, is not a railwatch store, or lacks what was asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A model as the store knows it: identity, name and measured per-class accuracy."""
+
+    sha256: str
+    name: str
+    metrics: Mapping[str, ClassMetrics]
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            raise ValueError("a model needs a sha256")
+        missing = set(CLASSES) - set(self.metrics)
+        if missing:
+            raise ValueError(f"model {self.name!r} lacks metrics for {sorted(missing)}")
+
+    @classmethod
+    def unmeasured(cls, sha256: str, name: str = "unknown") -> ModelRecord:
+        """A model with no measured accuracy: precision and recall taken as 1."""
+        return cls(sha256, name, {c: ClassMetrics(1.0, 1.0) for c in CLASSES})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One batch run."""
+
+    id: int
+    started: datetime
+    finished: datetime | None
+    model_sha256: str
+    site: str
+    parameters: Mapping[str, object]
+    versions: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SceneRecord:
+    """A scene row. Counted scenes have acquisition, CRS, gsd and footprint; rejected may not."""
+
+    id: int
+    content_sha256: str
+    name: str
+    path: str
+    acquired: datetime | None
+    crs: str | None
+    gsd: float | None
+    footprint_wkt: str | None
+    status: SceneStatus
+    reason: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    """A scene that could not be used, and why."""
+
+    name: str
+    path: str
+    reason: str
+    message: str
+    recorded: datetime
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of railwatch and the libraries whose behaviour shapes the numbers."""
+    import rasterio
+
+    return {
+        "railwatch": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "shapely": shapely.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def site_geojson(site: Site) -> dict[str, object]:
+    """The site as a GeoJSON FeatureCollection (EPSG:4326), as ``load_site`` reads it."""
+
+    def feature(role: str, name: str, geom: shapely.Geometry) -> dict[str, object]:
+        return {"type": "Feature", "properties": {"role": role, "name": name},
+                "geometry": mapping(geom)}
+
+    return {
+        "type": "FeatureCollection",
+        "name": site.name,
+        "description": site.description,
+        "features": [
+            feature("aoi", site.name, site.aoi),
+            *(feature("track", t.name, t.line) for t in site.tracks),
+            *(feature("zone", z.name, z.polygon) for z in site.zones),
+        ],
+    }
+
+
+class Store:
+    """A railwatch store on disk. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | Path, timeout_s: float = 120.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._set_wal()
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"{self.path}: cannot open the store ({exc}); pass --db with a writable path "
+                "to a railwatch store, or a new file name"
+            ) from exc
+        self._create_schema()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _set_wal(self) -> None:
+        for attempt in range(50):
+            try:
+                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch the store to WAL mode ({mode})")
+                return
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        try:
+            with self._transaction() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif row[0] != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: store schema {row[0]} is not railwatch's {SCHEMA_VERSION}; "
+                        "use a new --db file"
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path}: not a railwatch store ({exc}); pass --db with another file"
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def start_run(
+        self, model: ModelRecord, site: Site, parameters: Mapping[str, object]
+    ) -> int:
+        """Register the model and site (if new) and open a run; returns its id."""
+        metrics = {c: {"precision": m.precision, "recall": m.recall} for c, m in model.metrics.items()}
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO models VALUES (?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
+                "name = excluded.name, class_metrics = excluded.class_metrics",
+                (model.sha256, model.name, json.dumps(metrics, sort_keys=True)),
+            )
+            db.execute(
+                "INSERT INTO sites VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "crs_wkt = excluded.crs_wkt, geojson = excluded.geojson",
+                (site.name, site.crs.to_wkt(), json.dumps(site_geojson(site))),
+            )
+            cur = db.execute(
+                "INSERT INTO runs (started, model_sha256, site, parameters, versions, pid) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (_now(), model.sha256, site.name, json.dumps(dict(parameters), default=str),
+                 json.dumps(software_versions()), os.getpid()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, summary: Mapping[str, object]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET finished = ?, summary = ? WHERE id = ?",
+                (_now(), json.dumps(dict(summary), default=str), run_id),
+            )
+
+    def find_scene(self, content_sha256: str, model_sha256: str, site: str) -> SceneRecord | None:
+        row = self._db.execute(
+            f"SELECT {_SCENE_COLUMNS} FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? "
+            "AND site = ?",
+            (content_sha256, model_sha256, site),
+        ).fetchone()
+        return _scene_record(row) if row else None
+
+    def is_counted(self, content_sha256: str, model_sha256: str, site: str) -> bool:
+        found = self.find_scene(content_sha256, model_sha256, site)
+        return found is not None and found.status == "counted"
+
+    def note_path(self, scene_id: int, path: Path) -> None:
+        """Remember where a known scene now lives (a renamed or moved file)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE scenes SET path = ?, name = ? WHERE id = ?",
+                (str(path.resolve()), path.name, scene_id),
+            )
+
+    def record_scene(
+        self,
+        run_id: int,
+        observation: Observation,
+        content_sha256: str,
+        site: Site,
+        force: bool = False,
+    ) -> bool:
+        """Write one counted scene (scene, detections, counts) in one transaction.
+
+        Returns False, writing nothing, when the scene is already counted with this model and
+        site (another process may have just done it) and ``force`` is not set.
+        """
+        scene, dets = observation.scene, observation.detections
+        key = (content_sha256, observation.model_sha256, site.name)
+        zones = [a.name for a in site.counting_areas() if a.kind is AreaKind.ZONE]
+        counted = CountedScene(
+            scene.name, scene.acquisition.time, observation.coverage, dets
+        )
+        count_rows = frame_rows(counted, zones, min_coverage=0.0)
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, status FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? "
+                "AND site = ?",
+                key,
+            ).fetchone()
+            if row is not None and row[1] == "counted" and not force:
+                return False
+            if row is not None:
+                db.execute("DELETE FROM scenes WHERE id = ?", (row[0],))
+            db.execute("DELETE FROM scenes WHERE path = ? AND status = 'rejected' AND site = ? "
+                       "AND model_sha256 = ?", (str(scene.path.resolve()), site.name, key[1]))
+            cur = db.execute(
+                "INSERT INTO scenes (content_sha256, model_sha256, site, name, path, acquired, "
+                "crs, gsd, footprint_wkt, status, run_id, recorded) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'counted', ?, ?)",
+                (*key, scene.name, str(scene.path.resolve()),
+                 scene.acquisition.time.astimezone(UTC).isoformat(), scene.crs.to_string(),
+                 float(scene.native_gsd), scene.footprint.wkt, run_id, _now()),
+            )
+            scene_id = int(cur.lastrowid or 0)
+            names = dets.class_name if len(dets) else []
+            db.executemany(
+                "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (scene_id, i, str(names[i]), float(dets.confidence[i]),
+                     None if dets.zone[i] is None else str(dets.zone[i]),
+                     *(float(v) for v in dets.corners[i].ravel()))
+                    for i in range(len(dets))
+                ),
+            )
+            db.executemany(
+                "INSERT INTO counts VALUES (?, ?, ?, ?, ?)",
+                ((scene_id, r.zone, r.class_name, int(r.count), r.coverage) for r in count_rows),
+            )
+        return True
+
+    def record_rejection(
+        self,
+        run_id: int,
+        path: Path,
+        content_sha256: str,
+        model_sha256: str,
+        site: str,
+        reason: str,
+        message: str,
+    ) -> None:
+        """Record (or refresh) a rejected scene. A counted scene is never overwritten by this."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO scenes (content_sha256, model_sha256, site, name, path, status, "
+                "reason, message, run_id, recorded) VALUES (?, ?, ?, ?, ?, 'rejected', ?, ?, ?, ?) "
+                "ON CONFLICT(content_sha256, model_sha256, site) DO UPDATE SET "
+                "name = excluded.name, path = excluded.path, reason = excluded.reason, "
+                "message = excluded.message, run_id = excluded.run_id, "
+                "recorded = excluded.recorded WHERE scenes.status = 'rejected'",
+                (content_sha256, model_sha256, site, path.name, str(path.resolve()),
+                 reason, message, run_id, _now()),
+            )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def latest_run(self) -> RunRecord | None:
+        row = self._db.execute(
+            "SELECT id, started, finished, model_sha256, site, parameters, versions FROM runs "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return _run_record(row) if row else None
+
+    def runs(self) -> list[RunRecord]:
+        rows = self._db.execute(
+            "SELECT id, started, finished, model_sha256, site, parameters, versions FROM runs "
+            "ORDER BY id"
+        ).fetchall()
+        return [_run_record(r) for r in rows]
+
+    def model(self, sha256: str) -> ModelRecord:
+        row = self._db.execute(
+            "SELECT sha256, name, class_metrics FROM models WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no model {sha256[:12]}… in the store")
+        metrics = {
+            c: ClassMetrics(float(v["precision"]), float(v["recall"]))
+            for c, v in json.loads(row[2]).items()
+        }
+        return ModelRecord(row[0], row[1], metrics)
+
+    def site(self, name: str) -> Site:
+        row = self._db.execute("SELECT geojson FROM sites WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no site {name!r} in the store")
+        return site_from_geojson(json.loads(row[0]), default_name=name, source=f"{self.path}:{name}")
+
+    def scenes(
+        self, model_sha256: str, site: str, status: SceneStatus | None = None
+    ) -> list[SceneRecord]:
+        """Scene rows for a model and site, in acquisition order (rejected last, by name)."""
+        sql = f"SELECT {_SCENE_COLUMNS} FROM scenes WHERE model_sha256 = ? AND site = ?"
+        args: list[object] = [model_sha256, site]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        rows = self._db.execute(sql + " ORDER BY acquired IS NULL, acquired, name", args).fetchall()
+        return [_scene_record(r) for r in rows]
+
+    def rejections(self, model_sha256: str, site: str) -> list[RejectionRecord]:
+        rows = self._db.execute(
+            "SELECT name, path, reason, message, recorded FROM scenes WHERE model_sha256 = ? "
+            "AND site = ? AND status = 'rejected' ORDER BY name",
+            (model_sha256, site),
+        ).fetchall()
+        return [
+            RejectionRecord(r[0], r[1], r[2] or "", r[3] or "", datetime.fromisoformat(r[4]))
+            for r in rows
+        ]
+
+    def counted_scenes(self, model_sha256: str, site: Site) -> list[CountedScene]:
+        """Every counted scene of this model and site with its detections and zone coverage."""
+        records = self.scenes(model_sha256, site.name, status="counted")
+        out = []
+        for rec in records:
+            cov = dict(
+                self._db.execute(
+                    "SELECT zone, MAX(coverage) FROM counts WHERE scene_id = ? GROUP BY zone",
+                    (rec.id,),
+                ).fetchall()
+            )
+            out.append(
+                CountedScene(rec.name, rec.acquired or datetime.min.replace(tzinfo=UTC),
+                             cov, self._detections(rec, site.crs))
+            )
+        return out
+
+    def _detections(self, rec: SceneRecord, crs: CRS) -> Detections:
+        rows = self._db.execute(
+            "SELECT class, confidence, zone, x0, y0, x1, y1, x2, y2, x3, y3 FROM detections "
+            "WHERE scene_id = ? ORDER BY idx",
+            (rec.id,),
+        ).fetchall()
+        if not rows:
+            return Detections.empty(crs)
+        index = {c: i for i, c in enumerate(CLASSES)}
+        return Detections(
+            corners=np.array([r[3:] for r in rows], dtype=np.float64).reshape(-1, 4, 2),
+            class_id=np.array([index[r[0]] for r in rows], dtype=np.int64),
+            confidence=np.array([r[1] for r in rows], dtype=np.float64),
+            zone=np.array([r[2] for r in rows], dtype=object),
+            scene=np.full(len(rows), rec.name, dtype=object),
+            crs=crs,
+        )
+
+    def table_counts(self) -> dict[str, int]:
+        """Row count of each table (for checks and the summary)."""
+        tables: Sequence[str] = ("runs", "scenes", "detections", "counts", "models", "sites")
+        return {t: int(self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+
+_SCENE_COLUMNS = (
+    "id, content_sha256, name, path, acquired, crs, gsd, footprint_wkt, status, reason, message"
+)
+
+
+def _scene_record(row: Sequence[object]) -> SceneRecord:
+    return SceneRecord(
+        id=int(row[0]),  # type: ignore[call-overload]
+        content_sha256=str(row[1]),
+        name=str(row[2]),
+        path=str(row[3]),
+        acquired=_time(row[4]),  # type: ignore[arg-type]
+        crs=row[5],  # type: ignore[arg-type]
+        gsd=row[6],  # type: ignore[arg-type]
+        footprint_wkt=row[7],  # type: ignore[arg-type]
+        status=row[8],  # type: ignore[arg-type]
+        reason=row[9],  # type: ignore[arg-type]
+        message=row[10],  # type: ignore[arg-type]
+    )
+
+
+def _run_record(row: Sequence[object]) -> RunRecord:
+    return RunRecord(
+        id=int(row[0]),  # type: ignore[call-overload]
+        started=datetime.fromisoformat(str(row[1])),
+        finished=_time(row[2]),  # type: ignore[arg-type]
+        model_sha256=str(row[3]),
+        site=str(row[4]),
+        parameters=json.loads(str(row[5])),
+        versions=json.loads(str(row[6])),
+    )
