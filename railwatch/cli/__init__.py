@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("railwatch.cli.inspect", "inspect", "Check scenes against a site without counting."),
     "count": ("railwatch.cli.count", "count", "Count a batch of scenes into the store; write outputs."),
     "series": ("railwatch.cli.series", "series", "Rebuild the outputs from the store, no imagery."),
+    "simulate": ("railwatch.cli.simulate", "simulate", "Render a simulated scenario (scenes + truth)."),
     "dataset": ("railwatch.cli.dataset", "dataset", "Build training datasets (simulated chips)."),
     "detect": ("railwatch.cli.detect", "detect", "Detect rail cars; GeoJSON and quicklooks, no store."),
     "evaluate": ("railwatch.cli.evaluate", "evaluate", "Score detections against ground truth."),

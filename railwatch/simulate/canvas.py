@@ -8,6 +8,7 @@ OpenCV polygon fills, so a polygon's edge pixels get partial coverage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -134,6 +135,29 @@ class Canvas:
             cv2.polylines(mask, pts, False, value, thickness, cv2.LINE_AA, _SHIFT)
         return mask.astype(np.float32) * (1.0 / 255.0)
 
+    def sub(self, r0: int, r1: int, c0: int, c1: int) -> RasterWindow:
+        """The window of rows r0:r1, cols c0:c1."""
+        w = self.window
+        return RasterWindow(w.x0 + c0 * w.gsd, w.y1 - r0 * w.gsd, w.gsd, r1 - r0, c1 - c0)
+
+    def paint_textured(
+        self,
+        cover: np.ndarray,
+        texture: Callable[[RasterWindow], np.ndarray],
+        height: float | None = None,
+    ) -> None:
+        """Blend a texture, computed only over the bounding box of ``cover``, into the canvas.
+
+        ``texture(window)`` returns (rows, cols, 3) colours for a sub-window.
+        """
+        rows = np.flatnonzero(cover.any(axis=1))
+        if rows.size == 0:
+            return
+        cols = np.flatnonzero(cover.any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        col = texture(self.sub(r0, r1, c0, c1))
+        self.paint_region(r0, c0, np.ascontiguousarray(cover[r0:r1, c0:c1]), col, height)
+
     def paint(
         self,
         cover: np.ndarray,
@@ -144,13 +168,23 @@ class Canvas:
 
         ``height`` (metres, scalar or per pixel) raises the height map where cover > 0.5.
         """
-        a = cover[..., None]
         col = np.asarray(color, dtype=np.float32)
-        self.albedo += a * (col - self.albedo)
-        self.direct += cover * (1.0 - self.direct)
-        if height is not None:
-            h = np.broadcast_to(np.asarray(height, dtype=np.float32), cover.shape)
-            np.copyto(self.height, h, where=cover > 0.5)
+        if col.ndim == 3:  # a full-canvas image: blend where covered
+            a = cover[..., None]
+            self.albedo += a * (col - self.albedo)
+            self.direct += cover * (1.0 - self.direct)
+            if height is not None:
+                h = np.broadcast_to(np.asarray(height, dtype=np.float32), cover.shape)
+                np.copyto(self.height, h, where=cover > 0.5)
+            return
+        rows = np.flatnonzero(cover.any(axis=1))
+        if rows.size == 0:
+            return
+        cols = np.flatnonzero(cover.any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        if height is not None and np.ndim(height) == 2:
+            height = np.asarray(height)[r0:r1, c0:c1]
+        self.paint_region(r0, c0, np.ascontiguousarray(cover[r0:r1, c0:c1]), col, height)
 
     def paint_region(
         self,

@@ -20,7 +20,7 @@ import shapely
 from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.simulate.canvas import Canvas
+from railwatch.simulate.canvas import Canvas, RasterWindow
 from railwatch.simulate.texture import fbm, value_noise
 
 __all__ = [
@@ -124,13 +124,12 @@ def palette_for(season: Season, rng: np.random.Generator | None = None) -> Palet
 
 
 def _textured(
-    canvas: Canvas, color: RGB, seed: int, cell_m: float, amount: float, grain: float
+    window: RasterWindow, color: RGB, seed: int, cell_m: float, amount: float, grain: float
 ) -> np.ndarray:
     """A colour with multiplicative fractal texture and per-pixel grain, (rows, cols, 3)."""
-    w = canvas.window
-    tone = 1.0 + amount * fbm(w, cell_m, seed, octaves=4)
+    tone = 1.0 + amount * fbm(window, cell_m, seed, octaves=4)
     if grain > 0:
-        tone += grain * value_noise(w, w.gsd, seed + 17)
+        tone += grain * value_noise(window, window.gsd, seed + 17)
     return np.asarray(color, dtype=np.float32) * tone[..., None]
 
 
@@ -138,7 +137,7 @@ def paint_landcover(canvas: Canvas, palette: Palette, seed: int, patchiness: flo
     """Fill the whole canvas with mottled grass, dry grass and bare soil."""
     w = canvas.window
     a = fbm(w, 60.0, seed, octaves=3)
-    b = fbm(w, 25.0, seed + 1, octaves=4)
+    b = fbm(w, 20.0, seed + 1, octaves=3)
     grass = np.asarray(palette.grass, dtype=np.float32)
     dry = np.asarray(palette.grass_dry, dtype=np.float32)
     soil = np.asarray(palette.soil, dtype=np.float32)
@@ -146,7 +145,7 @@ def paint_landcover(canvas: Canvas, palette: Palette, seed: int, patchiness: flo
     t_soil = np.clip((b - (1.2 - patchiness)) * 2.0, 0, 1)[..., None]
     color = grass * (1 - t_dry) + dry * t_dry
     color = color * (1 - t_soil) + soil * t_soil
-    tone = 1.0 + 0.10 * fbm(w, 4.0, seed + 2, octaves=3) + 0.06 * value_noise(w, w.gsd, seed + 3)
+    tone = 1.0 + 0.10 * fbm(w, 3.0, seed + 2, octaves=2) + 0.05 * value_noise(w, w.gsd, seed + 3)
     canvas.albedo[:] = color * tone[..., None]
     canvas.height[:] = 0.0
     canvas.direct[:] = 1.0
@@ -163,6 +162,7 @@ def paint_surface(
     grain: float = 0.06,
     stripes: tuple[float, float] | None = None,
     height: float | None = None,
+    opacity: float = 1.0,
 ) -> None:
     """Fill a polygon with a textured colour (gravel, roads, fields, water).
 
@@ -171,33 +171,38 @@ def paint_surface(
     if geom.is_empty:
         return
     cover = canvas.coverage(geom)
-    if not cover.any():
-        return
-    col = _textured(canvas, color, seed, cell_m, amount, grain)
-    if stripes is not None:
-        period, angle = stripes
-        if period > 2.2 * canvas.window.gsd:
-            x, y = canvas.window.pixel_centres()
-            t = x * math.cos(angle) + y * math.sin(angle)
-            col *= (1 + 0.05 * np.sin(2 * np.pi * t / period))[..., None]
-    canvas.paint(cover, col, height)
+    if opacity < 1.0:
+        cover *= np.float32(opacity)
+
+    def texture(w: RasterWindow) -> np.ndarray:
+        col = _textured(w, color, seed, cell_m, amount, grain)
+        if stripes is not None:
+            period, angle = stripes
+            if period > 2.2 * w.gsd:
+                x, y = w.pixel_centres()
+                t = x * math.cos(angle) + y * math.sin(angle)
+                col *= (1 + 0.05 * np.sin(2 * np.pi * t / period))[..., None]
+        return col
+
+    canvas.paint_textured(cover, texture, height)
 
 
 def paint_ballast(canvas: Canvas, tracks: Sequence[LineString], palette: Palette, seed: int) -> None:
     """Ballast beds (about 3.6 m wide) and the sleeper band of each track."""
     if not tracks:
         return
-    lines = shapely.union_all([t for t in tracks])
+    lines = shapely.union_all(list(tracks))
     bed = lines.buffer(1.9, cap_style="flat", quad_segs=4)
-    col = _textured(canvas, palette.ballast, seed, 3.0, 0.10, 0.10)
-    canvas.paint(canvas.coverage(bed), col, None)
+    canvas.paint_textured(
+        canvas.coverage(bed), lambda w: _textured(w, palette.ballast, seed, 3.0, 0.10, 0.10)
+    )
     sleepers = lines.buffer(1.35, cap_style="flat", quad_segs=4)
     concrete = (seed % 3) != 0
     tint = (0.62, 0.60, 0.57) if concrete else (0.30, 0.25, 0.21)
     if palette.snow > 0:
         tint = (0.80, 0.80, 0.82)
     cover = canvas.coverage(sleepers) * np.float32(0.45)
-    canvas.paint(cover, _textured(canvas, tint, seed + 5, 2.0, 0.1, 0.12), None)
+    canvas.paint_textured(cover, lambda w: _textured(w, tint, seed + 5, 2.0, 0.1, 0.12))
     # rust-brown staining along the rails
     stain = canvas.coverage(lines.buffer(1.0, cap_style="flat")) * np.float32(0.25)
     canvas.paint(stain, (0.42, 0.32, 0.25), None)

@@ -158,7 +158,15 @@ def _fill_tracks(
             gaps[rng.integers(len(gaps))] = rng.uniform(3.0, 25.0)
         flips = rng.random(len(consist)) < 0.5
         placed = place_string(tr, consist, s0, gaps, flip=flips)
-        cars.extend(p for p in placed if tr.project(Point(p.centre)) <= s1)
+        for p in placed:
+            if tr.project(Point(p.centre)) > s1:
+                continue
+            # Where tracks converge (a switch, a stub) a car would overlap one already placed
+            # on the neighbouring track: physically impossible, and a noisy label. Skip it.
+            body = p.polygon.buffer(-0.05)
+            if any(body.intersects(q.polygon) for q in cars):
+                continue
+            cars.append(p)
     return cars
 
 
