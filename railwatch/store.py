@@ -224,10 +224,14 @@ class Store:
             self._db.execute("PRAGMA foreign_keys = ON")
             self._set_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.OperationalError, OSError) as exc:
             raise StoreError(
                 f"{self.path}: cannot open the store ({exc}); pass --db with a writable path "
                 "to a railwatch store, or a new file name"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path}: not a railwatch store ({exc}); pass --db with another file"
             ) from exc
         self._create_schema()
 
@@ -439,9 +443,10 @@ class Store:
         ).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: no model {sha256[:12]}… in the store")
+        stored = json.loads(row[2])
         metrics = {
-            c: ClassMetrics(float(v["precision"]), float(v["recall"]))
-            for c, v in json.loads(row[2]).items()
+            c: ClassMetrics(float(stored[c]["precision"]), float(stored[c]["recall"]))
+            for c in CLASSES if c in stored
         }
         return ModelRecord(row[0], row[1], metrics)
 

@@ -1,0 +1,179 @@
+"""Reported figures: the bundled table, malformed tables, and the verdict for each qualifier."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from railwatch.comparison import Verdict, compare, comparison_table, verdict_for
+from railwatch.manifest import CLASSES, ClassMetrics
+from railwatch.reported import (
+    Qualifier,
+    Quantity,
+    ReportedFigure,
+    ReportedFiguresError,
+    load_reported,
+)
+
+PERFECT = {c: ClassMetrics(1.0, 1.0) for c in CLASSES}
+ZONES = ["tumangang_yard", "khasan_yard"]
+
+
+def figure(count=73, qualifier=Qualifier.APPROXIMATELY, quantity=Quantity.SNAPSHOT,
+           day="2023-10-05", end=None, zone="tumangang_yard", cls="covered_car",
+           site="tumangang_khasan") -> ReportedFigure:
+    start = date.fromisoformat(day)
+    return ReportedFigure(start, date.fromisoformat(end) if end else start, site, zone, cls,
+                          count, qualifier, quantity, "test source")
+
+
+def frames(counts: dict[str, dict[tuple[str, str], float]]) -> pd.DataFrame:
+    """{scene time: {(zone, class): count}} → frames table (unlisted cells 0)."""
+    rows = []
+    for t, cells in counts.items():
+        for zone in ZONES:
+            for cls in CLASSES:
+                n = cells.get((zone, cls), 0.0)
+                rows.append({"scene": f"s_{t[:10]}.tif", "acquired": pd.Timestamp(t, tz="UTC"),
+                             "zone": zone, "class": cls, "count": n,
+                             "coverage": 0.0 if math.isnan(n) else 1.0})
+    return pd.DataFrame(rows)
+
+
+EMPTY_WEEKLY = pd.DataFrame(columns=["week", "zone", "class", "estimate", "low", "high"])
+
+
+def run(figs, fr, weekly=EMPTY_WEEKLY, metrics=PERFECT):
+    return compare(figs, fr, weekly, metrics, "tumangang_khasan", ZONES)
+
+
+def test_the_bundled_table_holds_the_sourced_rows():
+    figs = load_reported()
+    snap = [f for f in figs if f.start == date(2023, 10, 5)]
+    assert {f.qualifier for f in snap} == {Qualifier.APPROXIMATELY, Qualifier.AT_LEAST,
+                                           Qualifier.UP_TO}
+    assert all(f.count == 73 and f.quantity is Quantity.SNAPSHOT for f in snap)
+    assert all(f.source and f.site == "tumangang_khasan" for f in figs)
+    ranged = [f for f in figs if f.is_range]
+    assert ranged and ranged[0].qualifier is Qualifier.AT_MOST and ranged[0].count == 20
+    assert {f.zone for f in figs} == set(ZONES)
+
+
+@pytest.mark.parametrize(("qualifier", "measured", "expected"), [
+    (Qualifier.APPROXIMATELY, 73, Verdict.CONSISTENT),
+    (Qualifier.APPROXIMATELY, 66, Verdict.CONSISTENT),  # within 10%
+    (Qualifier.APPROXIMATELY, 60, Verdict.MEASURED_LOWER),
+    (Qualifier.APPROXIMATELY, 90, Verdict.MEASURED_HIGHER),
+    (Qualifier.AT_LEAST, 120, Verdict.CONSISTENT),
+    (Qualifier.AT_LEAST, 70, Verdict.MEASURED_LOWER),
+    (Qualifier.AT_MOST, 10, Verdict.CONSISTENT),
+    (Qualifier.AT_MOST, 74, Verdict.MEASURED_HIGHER),
+    (Qualifier.UP_TO, 73, Verdict.CONSISTENT),
+    (Qualifier.UP_TO, 80, Verdict.MEASURED_HIGHER),
+])
+def test_snapshot_verdict_for_each_qualifier(qualifier, measured, expected):
+    fr = frames({"2023-10-05T02:00": {("tumangang_yard", "covered_car"): measured}})
+    [c] = run([figure(qualifier=qualifier)], fr)
+    assert c.verdict is expected
+    assert c.measured == measured and c.days_apart == 0 and c.scene == "s_2023-10-05.tif"
+    row = c.row()
+    assert row["reported"] == 73 and row["verdict"] == expected.value
+
+
+def test_the_detector_interval_can_make_a_near_miss_consistent():
+    fr = frames({"2023-10-05T02:00": {("tumangang_yard", "covered_car"): 63}})
+    strict = run([figure()], fr)[0]
+    loose = run([figure()], fr, metrics={c: ClassMetrics(0.95, 0.85) for c in CLASSES})[0]
+    assert strict.verdict is Verdict.MEASURED_LOWER
+    assert loose.verdict is Verdict.CONSISTENT and loose.estimate > 63
+    assert loose.low < 65.7 < loose.high
+
+
+def test_the_nearest_scene_is_used_and_far_scenes_are_not_observed():
+    fr = frames({
+        "2023-10-03T02:00": {("tumangang_yard", "covered_car"): 10},
+        "2023-10-06T02:00": {("tumangang_yard", "covered_car"): 73},
+    })
+    [c] = run([figure()], fr)
+    assert c.scene == "s_2023-10-06.tif" and c.days_apart == pytest.approx(2 / 24, abs=0.01)
+    [far] = run([figure(day="2023-11-20")], fr)
+    assert far.verdict is Verdict.NOT_OBSERVED and "days away" in far.note
+
+
+def test_a_clouded_zone_is_not_observed_and_the_next_scene_is_taken():
+    fr = frames({
+        "2023-10-05T02:00": {("tumangang_yard", "covered_car"): math.nan},
+        "2023-10-07T02:00": {("tumangang_yard", "covered_car"): 71},
+    })
+    [c] = run([figure()], fr)
+    assert c.scene == "s_2023-10-07.tif" and c.verdict is Verdict.CONSISTENT
+    [none] = run([figure()], frames({"2023-10-05T02:00": {
+        ("tumangang_yard", "covered_car"): math.nan}}))
+    assert none.verdict is Verdict.NOT_OBSERVED
+
+
+def test_any_rail_car_sums_the_classes_and_a_range_takes_the_fullest_scene():
+    fr = frames({
+        "2023-09-20T02:00": {("tumangang_yard", "covered_car"): 8,
+                             ("tumangang_yard", "open_car"): 9},
+        "2023-09-28T02:00": {("tumangang_yard", "covered_car"): 15,
+                             ("tumangang_yard", "tank_car"): 10},
+        "2023-10-05T02:00": {("tumangang_yard", "covered_car"): 73},
+    })
+    [c] = run([figure(20, Qualifier.AT_MOST, day="2018-01-01", end="2023-09-30", cls="any")], fr)
+    assert c.measured == 25 and c.scene == "s_2023-09-28.tif"
+    assert c.verdict is Verdict.MEASURED_HIGHER
+
+
+def test_a_weekly_figure_is_compared_with_the_weekly_estimate():
+    weekly = pd.DataFrame([
+        {"week": "2023-W40", "zone": "khasan_yard", "class": "covered_car", "estimate": 120.0,
+         "low": 110.0, "high": 150.0},
+        {"week": "2023-W40", "zone": "khasan_yard", "class": "open_car", "estimate": 5.0,
+         "low": 4.0, "high": 9.0},
+    ])
+    fr = frames({"2023-10-05T02:00": {("khasan_yard", "covered_car"): 73}})
+    at_least = figure(140, Qualifier.AT_LEAST, Quantity.WEEKLY, zone="khasan_yard")
+    approx_any = figure(100, Qualifier.APPROXIMATELY, Quantity.WEEKLY, zone="khasan_yard",
+                        cls="any")
+    missing = figure(10, Qualifier.APPROXIMATELY, Quantity.WEEKLY, day="2023-10-20",
+                     zone="khasan_yard")
+    c1, c2, c3 = run([at_least, approx_any, missing], fr, weekly)
+    assert (c1.verdict, c1.measured, c1.week) == (Verdict.CONSISTENT, 120.0, "2023-W40")
+    # Unlisted classes have no weekly rows: "any" cannot be summed → not observed.
+    assert c2.verdict is Verdict.NOT_OBSERVED
+    assert c3.verdict is Verdict.NOT_OBSERVED
+    assert verdict_for(at_least, 100.0, 130.0) is Verdict.MEASURED_LOWER
+
+
+def test_figures_for_another_site_or_zone_are_not_observed():
+    fr = frames({"2023-10-05T02:00": {("tumangang_yard", "covered_car"): 73}})
+    c1, c2 = run([figure(site="elsewhere"), figure(zone="bridge_2")], fr)
+    assert c1.verdict is c2.verdict is Verdict.NOT_OBSERVED
+    table = comparison_table([c1, c2])
+    assert table["verdict"].tolist() == ["not_observed", "not_observed"]
+    assert "site" in table.loc[0, "note"] and "zone" in table.loc[1, "note"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("date,site\n", "missing column(s) zone, class"),
+    ("date,site,zone,class,count,qualifier,quantity,source,url\n"
+     "2023-10-05,s,z,covered_car,73,roughly,snapshot,x,\n", "line 2: qualifier 'roughly'"),
+    ("date,site,zone,class,count,qualifier,quantity,source,url\n"
+     "5 Oct 2023,s,z,covered_car,73,at_least,snapshot,x,\n", "line 2: date '5 Oct 2023'"),
+    ("date,site,zone,class,count,qualifier,quantity,source,url\n"
+     "2023-10-05,s,z,boxcar,73,at_least,snapshot,x,\n", "class 'boxcar'"),
+    ("date,site,zone,class,count,qualifier,quantity,source,url\n"
+     "2023-10-05,s,z,any,many,at_least,snapshot,x,\n", "count 'many'"),
+    ("date,site,zone,class,count,qualifier,quantity,source,url\n"
+     "2023-10-05,s,z,any,3,at_least,monthly,x,\n", "quantity 'monthly'"),
+])
+def test_a_malformed_table_names_the_file_and_what_to_fix(tmp_path, text, message):
+    path = tmp_path / "mine.csv"
+    path.write_text(text)
+    with pytest.raises(ReportedFiguresError) as exc:
+        load_reported(path)
+    assert str(exc.value).startswith(str(path)) and message in str(exc.value)
