@@ -61,8 +61,8 @@ def weekly_figure(
     """
     colours = zone_colours(zones)
     starts = pd.to_datetime(weekly["week_start"])
-    t0 = starts.min() - pd.Timedelta(days=7)
-    t1 = starts.max() + pd.Timedelta(days=14)
+    t0 = starts.min() - pd.Timedelta(days=1)
+    t1 = starts.max() + pd.Timedelta(days=8)
     in_period = [f for f in reported
                  if pd.Timestamp(f.end) >= t0 and pd.Timestamp(f.start) <= t1]
     nonzero = weekly[(weekly["estimate"].fillna(0) > 0) | (weekly["peak"].fillna(0) > 0)]
@@ -71,24 +71,28 @@ def weekly_figure(
     ))
     if any(f.class_name == ANY for f in in_period):
         panels.append(ANY)
-    fig = Figure(figsize=(10, 3.2 * len(panels)), layout="constrained")
+    fig = Figure(figsize=(12, 3.2 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, cls in zip(axes, panels, strict=True):
         rows = weekly if cls == ANY else weekly[weekly["class"] == cls]
-        for zone in zones:
+        for i, zone in enumerate(zones):
             z = rows[rows["zone"] == zone]
             if z.empty:
                 continue
             if cls == ANY:
                 z = z.groupby("week_start", as_index=False)[["estimate", "low", "high", "peak"]].sum(
                     min_count=1)
-            mid = pd.to_datetime(z["week_start"]) + pd.Timedelta(days=3.5)
+            offset = pd.Timedelta(hours=14 * (i - (len(zones) - 1) / 2))
+            mid = pd.to_datetime(z["week_start"]) + pd.Timedelta(days=3.5) + offset
             c = colours[zone]
-            ax.fill_between(mid, z["low"], z["high"].fillna(z["estimate"]), color=c, alpha=0.15,
-                            label=f"{zone}: 90% interval")
-            ax.plot(mid, z["estimate"], "o-", color=c, label=f"{zone}: estimate (unique cars/week)")
+            est = z["estimate"].astype(float)
+            high = z["high"].astype(float).fillna(est)
+            yerr = np.vstack([(est - z["low"].astype(float)).clip(lower=0), (high - est).clip(lower=0)])
+            ax.errorbar(mid, est, yerr=yerr, fmt="o", color=c, capsize=4, lw=1.5,
+                        label=f"{zone}: estimate, unique cars in the week (90% interval)")
             if cls != ANY:
-                ax.plot(mid, z["peak"], "v--", color=c, alpha=0.8, label=f"{zone}: peak snapshot")
+                ax.plot(mid, z["peak"], "v", color=c, mfc="white", ms=8,
+                        label=f"{zone}: peak snapshot of the week")
         stacked: dict[pd.Timestamp, int] = {}
         for f in in_period:
             if f.class_name != cls:
@@ -113,7 +117,8 @@ def weekly_figure(
         _date_axis(ax)
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
-        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", ncols=2)
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0))
     outside = len(reported) - len(in_period)
     if outside:
         fig.text(0.01, 0.0, f"{outside} reported figure(s) fall outside this period "

@@ -207,14 +207,15 @@ def _write_geojson(path: Path, scenes: Sequence[CountedScene]) -> None:
 def _quicklooks(
     out: Path, inputs: ReportInputs, tables: ReportTables, s: ReportSettings
 ) -> tuple[list[tuple[str, str]], list[str]]:
-    """PNG of the scene nearest each compared figure, around the figure's zone."""
+    """PNG of the scene compared with each figure (those observed), around the figure's zone."""
     by_name = {r.name: r for r in inputs.records if r.status == "counted"}
     counted = {c.scene: c for c in inputs.scenes}
     areas = {a.name: a.geometry for a in inputs.site.counting_areas() if a.kind is AreaKind.ZONE}
     done: dict[tuple[str, str], str] = {}
     made, skipped = [], []
     for comp in tables.comparisons:
-        if not comp.scene or comp.scene not in by_name or (comp.scene, comp.figure.zone) in done:
+        if (comp.verdict is Verdict.NOT_OBSERVED or comp.scene not in by_name
+                or (comp.scene, comp.figure.zone) in done):
             continue
         rec, zone = by_name[comp.scene], comp.figure.zone
         geom = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]

@@ -31,11 +31,16 @@ The estimator (per zone × class; ``p``, ``r`` the model's measured precision an
    both sides gets the cars parked across the gap plus these expectations.
 4. Cars that came and went between two scenes, or before the first / after the last scene of
    the series, are never seen. The point estimate cannot know them and adds nothing; ``high``
-   adds, for every stretch of unobserved time in the week, the arrivals the zone's mean
-   turnover rate (true arrivals and departures over the whole series, per day) would bring in
-   that time, less the arrivals actually seen for it, plus a Poisson margin. Clouded scenes
-   lengthen the gaps and so widen the interval. With fewer than two observed scenes the rate
-   is unknown and ``high`` is NaN (unknown, not zero).
+   adds, for every stretch of unobserved time in the week, the cars the crossing's turnover
+   rate would bring in that time, less the arrivals actually seen for it. The rate is the
+   larger of the zone's own and the whole site's (true arrivals and departures of the class
+   over all zones, per day): a car that passes through one zone unseen (a train crossing the
+   bridge in minutes, a visit hidden by cloud) is part of the traffic of the crossing. Cars
+   come in trains, not one by one, so the margin on that allowance is compound-Poisson:
+   ``z·sqrt(allowance × mean train batch)``, the batch being the mean true arrivals of the class
+   per scene pair that saw any. Clouded scenes lengthen the gaps and so widen the interval.
+   With fewer than two observed scenes on the whole site the rate is unknown and ``high`` is
+   NaN (unknown, not zero).
 5. ``low`` and ``high`` also carry the detector's sampling error (±1.645 sd of steps 1–2).
 
 Assumptions: ``p`` and ``r`` hold for this imagery (the gap between test and real imagery is
@@ -74,6 +79,7 @@ __all__ = [
     "ZoneClassSeries",
     "estimate_week",
     "iso_week",
+    "site_turnover",
     "turnover_rate",
     "week_starts",
     "weekly_table",
@@ -262,14 +268,32 @@ def turnover_rate(series: ZoneClassSeries, metrics: ClassMetrics) -> float:
     return (sum(a for a, _, _, _ in moves) + sum(d for _, _, d, _ in moves)) / 2 / span
 
 
+def site_turnover(
+    series: Sequence[ZoneClassSeries], metrics: ClassMetrics, span_days: float
+) -> tuple[float, float]:
+    """Turnover of one class over all zones of the site (true cars per day; NaN if no span),
+    and the mean true arrivals per scene pair that saw any (the typical train batch, ≥ 1)."""
+    moves = [_true_moves(tr, metrics) for ser in series for tr in ser.transitions]
+    if span_days <= 0:
+        return math.nan, 1.0
+    rate = (sum(a for a, _, _, _ in moves) + sum(d for _, _, d, _ in moves)) / 2 / span_days
+    batches = [a for a, _, _, _ in moves if a >= 1.0]
+    return rate, max(1.0, float(np.mean(batches))) if batches else 1.0
+
+
 def estimate_week(
     series: ZoneClassSeries,
     week_start: datetime,
     metrics: ClassMetrics,
     rate: float,
     z: float = Z_90,
+    batch: float = 1.0,
 ) -> WeekEstimate:
-    """Unique true cars of the series' zone × class present during the week (module docstring)."""
+    """Unique true cars of the series' zone × class present during the week (module docstring).
+
+    ``rate``: turnover (true cars per day) allowed for in unobserved time; ``batch``: mean
+    number of cars that arrive together (1 for a Poisson margin).
+    """
     w0, w1 = week_start, week_start + timedelta(days=7)
     times, n, trs = series.times, series.counts, series.transitions
     inside = [k for k, t in enumerate(times) if w0 <= t < w1]
@@ -325,7 +349,7 @@ def estimate_week(
     estimate = seen + expected
     low = max(0.0, seen - z * sd)
     # NaN allowance (rate unknown, some time unobserved) makes ``high`` NaN: unknown, not zero.
-    high = seen + z * sd + extra_high + allowance + z * math.sqrt(allowance)
+    high = seen + z * sd + extra_high + allowance + z * math.sqrt(allowance * max(batch, 1.0))
     return WeekEstimate(estimate, min(low, estimate), high)
 
 
@@ -343,15 +367,22 @@ def weekly_table(
         return pd.DataFrame(columns=list(WEEKLY_COLUMNS))
     matcher = PairMatcher(ordered, s)
     weeks = week_starts(ordered[0].acquired, ordered[-1].acquired)
+    span_days = (ordered[-1].acquired - ordered[0].acquired).total_seconds() / _DAY_S
     rows = []
-    for zone in zones:
-        for cls in classes:
-            ser = zone_class_series(ordered, zone, cls, matcher, s)
+    for cls in classes:
+        series = [zone_class_series(ordered, zone, cls, matcher, s) for zone in zones]
+        site_rate, batch = site_turnover(series, metrics[cls], span_days)
+        for ser in series:
             rate = turnover_rate(ser, metrics[cls])
+            rate = site_rate if math.isnan(rate) else max(rate, site_rate)
             for w0 in weeks:
-                rows.append(_week_row(ser, ordered, w0, metrics[cls], rate, s))
+                rows.append(_week_row(ser, ordered, w0, metrics[cls], rate, batch, s))
     df = pd.DataFrame.from_records(rows, columns=list(WEEKLY_COLUMNS))
-    return df.sort_values(["week", "zone"], kind="stable").reset_index(drop=True)
+    order = {z: i for i, z in enumerate(zones)}
+    df = df.sort_values(
+        ["week", "zone"], key=lambda c: c.map(order) if c.name == "zone" else c, kind="stable"
+    )
+    return df.reset_index(drop=True)
 
 
 def _week_row(
@@ -360,6 +391,7 @@ def _week_row(
     w0: datetime,
     metrics: ClassMetrics,
     rate: float,
+    batch: float,
     s: SeriesSettings,
 ) -> dict[str, object]:
     w1 = w0 + timedelta(days=7)
@@ -367,7 +399,7 @@ def _week_row(
     counts = [ser.counts[k] for k in in_week]
     arrivals = [ser.transitions[k - 1].arrivals for k in in_week if k > 0]
     cov = [c.coverage.get(ser.zone, 0.0) for c in scenes if w0 <= c.acquired < w1]
-    est = estimate_week(ser, w0, metrics, rate, s.z)
+    est = estimate_week(ser, w0, metrics, rate, s.z, batch)
     return {
         "week": iso_week(w0),
         "week_start": w0.date().isoformat(),
