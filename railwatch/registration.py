@@ -168,11 +168,10 @@ def _vote_peaks(votes: np.ndarray, s: RegistrationSettings) -> list[np.ndarray]:
     edges = np.linspace(-s.max_shift - cell / 2, s.max_shift + cell / 2, nbins + 1)
     hist, _, _ = np.histogram2d(votes[:, 0], votes[:, 1], bins=[edges, edges])
     padded = np.pad(hist, 1)
-    smooth = sum(
-        padded[1 + di : 1 + di + nbins, 1 + dj : 1 + dj + nbins]
-        for di in (-1, 0, 1)
-        for dj in (-1, 0, 1)
-    )
+    smooth = np.zeros((nbins, nbins))
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            smooth += padded[1 + di : 1 + di + nbins, 1 + dj : 1 + dj + nbins]
     flat = np.argsort(smooth.ravel())[::-1][: s.candidates]
     centres = (edges[:-1] + edges[1:]) / 2
     peaks = []

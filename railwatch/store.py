@@ -382,7 +382,7 @@ class Store:
                  float(scene.native_gsd), scene.footprint.wkt, run_id, _now()),
             )
             scene_id = int(cur.lastrowid or 0)
-            names = dets.class_name if len(dets) else []
+            names = dets.class_name if len(dets) else np.empty(0, dtype=object)
             db.executemany(
                 "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
