@@ -73,19 +73,22 @@ class Canvas:
 
     ``albedo`` (rows, cols, 3): reflectance 0–1; ``height`` (rows, cols): metres above the
     ground, what shadows are cast from; ``direct`` (rows, cols): direct sunlight a surface
-    receives relative to flat ground (tilted roofs, cylinders, heaps).
+    receives relative to flat ground (tilted roofs, cylinders, heaps); ``shade`` (rows,
+    cols): shadows drawn explicitly (of overhangs a height map cannot hold, e.g. a bridge).
     """
 
     window: RasterWindow
     albedo: np.ndarray = field(init=False)
     height: np.ndarray = field(init=False)
     direct: np.ndarray = field(init=False)
+    shade: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (self.window.rows, self.window.cols)
         self.albedo = np.zeros((*shape, 3), dtype=np.float32)
         self.height = np.zeros(shape, dtype=np.float32)
         self.direct = np.ones(shape, dtype=np.float32)
+        self.shade = np.zeros(shape, dtype=np.float32)
 
     def _rings(self, geom: BaseGeometry) -> list[np.ndarray]:
         polys: list[Polygon]

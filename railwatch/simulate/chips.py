@@ -17,12 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from shapely.affinity import translate
 from shapely.geometry import Polygon, box
 
 from railwatch.simulate.canvas import Canvas, RasterWindow
 from railwatch.simulate.ground import Season, palette_for
-from railwatch.simulate.imaging import apply_clouds, cloud_field, expose, illuminate, random_sensor
-from railwatch.simulate.stock import CLASS_NAMES, CarClass, PlacedCar
+from railwatch.simulate.imaging import (
+    View,
+    apply_clouds,
+    cloud_field,
+    expose,
+    illuminate,
+    random_sensor,
+    random_view,
+)
+from railwatch.simulate.stock import CLASS_NAMES, CarClass, PlacedCar, roof_offset
 from railwatch.simulate.sun import Sun
 from railwatch.simulate.yard import paint_yard, random_yard
 
@@ -66,6 +75,7 @@ class Chip:
     native_gsd: float
     sun: Sun
     season: Season
+    view: View
 
 
 def random_sun(rng: np.random.Generator) -> Sun:
@@ -85,18 +95,24 @@ def _native_gsd(rng: np.random.Generator) -> float:
 
 
 def label_cars(
-    cars: Sequence[PlacedCar], gsd: float, chip: int, min_inside: float = 0.5
+    cars: Sequence[PlacedCar],
+    gsd: float,
+    chip: int,
+    min_inside: float = 0.5,
+    lean: tuple[float, float] = (0.0, 0.0),
 ) -> list[ChipLabel]:
     """YOLO-OBB labels of cars in a chip centred on the world origin, ``chip`` px at ``gsd``.
 
-    Cars less than ``min_inside`` inside are dropped; cut cars are clipped to the chip and
-    labelled with the minimum rotated rectangle of what is inside.
+    A label is the car body's top as it appears (moved by the view's ``lean``). Cars less
+    than ``min_inside`` inside are dropped; cut cars are clipped to the chip and labelled
+    with the minimum rotated rectangle of what is inside.
     """
     half = chip * gsd / 2
     frame = box(-half, -half, half, half)
     out: list[ChipLabel] = []
     for car in cars:
-        poly = car.polygon
+        ox, oy = roof_offset(car.car, lean)
+        poly = translate(car.polygon, ox, oy)
         inter = poly.intersection(frame)
         if inter.is_empty or inter.area < min_inside * poly.area:
             continue
@@ -106,7 +122,7 @@ def label_cars(
             if xy is None or len(xy) < 4:
                 continue
         else:
-            xy = car.corners()
+            xy = car.corners() + np.array([ox, oy])
         px = np.column_stack([(xy[:, 0] + half) / (2 * half), (half - xy[:, 1]) / (2 * half)])
         px = np.clip(px, 0.0, 1.0)  # ultralytics rejects coordinates outside [0, 1]
         short = np.linalg.norm(np.roll(px, -1, axis=0) - px, axis=1).min() * 2 * half
@@ -136,7 +152,8 @@ def render_chip(seed: int, index: int, *, gsd: float = 0.3, chip: int = 320) -> 
     layout = random_yard(rng, half, season)
     canvas = Canvas(window)
     scene_seed = int(rng.integers(0, 2**31 - 1))
-    paint_yard(canvas, layout, palette, sun, scene_seed)
+    view = random_view(rng)
+    paint_yard(canvas, layout, palette, sun, scene_seed, lean=view.lean)
     sensor = random_sensor(rng)
     ambient = float(rng.uniform(0.22, 0.42) + 0.3 * sensor.haze)
     radiance = illuminate(canvas, sun, ambient=min(ambient, 0.6))
@@ -147,8 +164,8 @@ def render_chip(seed: int, index: int, *, gsd: float = 0.3, chip: int = 320) -> 
     img = expose(radiance, sensor, rng)
     core = img[m_px : m_px + n_core, m_px : m_px + n_core]
     out = cv2.resize(core, (chip, chip), interpolation=cv2.INTER_LINEAR)
-    labels = tuple(label_cars(layout.cars, gsd, chip))
-    return Chip(out, labels, layout.cars, gsd, native, sun, season)
+    labels = tuple(label_cars(layout.cars, gsd, chip, lean=view.lean))
+    return Chip(out, labels, layout.cars, gsd, native, sun, season, view)
 
 
 def _write_chip(args: tuple[Path, str, int, int, float, int]) -> int:

@@ -75,25 +75,25 @@ _BASE: dict[Season, Palette] = {
     Season.SUMMER: Palette(
         grass=(0.30, 0.38, 0.21), grass_dry=(0.45, 0.46, 0.30), soil=(0.48, 0.40, 0.31),
         field=((0.30, 0.42, 0.20), (0.42, 0.48, 0.25), (0.62, 0.57, 0.38), (0.44, 0.36, 0.27)),
-        gravel=(0.60, 0.58, 0.54), ballast=(0.46, 0.43, 0.39), tree=(0.15, 0.24, 0.11),
+        gravel=(0.53, 0.51, 0.47), ballast=(0.46, 0.43, 0.39), tree=(0.15, 0.24, 0.11),
         asphalt=(0.30, 0.30, 0.31), dirt_road=(0.58, 0.51, 0.41), water=(0.17, 0.23, 0.21), snow=0.0,
     ),
     Season.EARLY_AUTUMN: Palette(
         grass=(0.38, 0.40, 0.25), grass_dry=(0.55, 0.50, 0.35), soil=(0.50, 0.42, 0.33),
         field=((0.66, 0.58, 0.38), (0.45, 0.36, 0.27), (0.40, 0.43, 0.25), (0.58, 0.50, 0.33)),
-        gravel=(0.60, 0.58, 0.54), ballast=(0.46, 0.43, 0.39), tree=(0.26, 0.29, 0.13),
+        gravel=(0.53, 0.51, 0.47), ballast=(0.46, 0.43, 0.39), tree=(0.26, 0.29, 0.13),
         asphalt=(0.31, 0.31, 0.32), dirt_road=(0.58, 0.51, 0.41), water=(0.19, 0.24, 0.23), snow=0.0,
     ),
     Season.LATE_AUTUMN: Palette(
         grass=(0.50, 0.45, 0.33), grass_dry=(0.60, 0.53, 0.39), soil=(0.45, 0.37, 0.29),
         field=((0.45, 0.36, 0.27), (0.60, 0.52, 0.37), (0.38, 0.31, 0.24), (0.55, 0.48, 0.35)),
-        gravel=(0.58, 0.56, 0.52), ballast=(0.45, 0.42, 0.38), tree=(0.42, 0.33, 0.20),
+        gravel=(0.52, 0.50, 0.46), ballast=(0.45, 0.42, 0.38), tree=(0.42, 0.33, 0.20),
         asphalt=(0.32, 0.32, 0.33), dirt_road=(0.55, 0.48, 0.39), water=(0.20, 0.24, 0.25), snow=0.0,
     ),
     Season.WINTER: Palette(
         grass=(0.52, 0.48, 0.40), grass_dry=(0.60, 0.56, 0.47), soil=(0.44, 0.39, 0.33),
         field=((0.46, 0.40, 0.33), (0.58, 0.53, 0.44), (0.40, 0.35, 0.30), (0.52, 0.47, 0.40)),
-        gravel=(0.57, 0.56, 0.53), ballast=(0.42, 0.40, 0.37), tree=(0.34, 0.30, 0.26),
+        gravel=(0.51, 0.50, 0.47), ballast=(0.42, 0.40, 0.37), tree=(0.34, 0.30, 0.26),
         asphalt=(0.33, 0.33, 0.34), dirt_road=(0.52, 0.47, 0.40), water=(0.28, 0.31, 0.33), snow=0.0,
     ),
     Season.SNOW: Palette(
@@ -253,13 +253,19 @@ def paint_box(
     sun_toward: tuple[float, float, float] = (0.0, -1.0, 1.0),
     ribs_m: float = 0.0,
     rng: np.random.Generator | None = None,
+    lean: tuple[float, float] = (0.0, 0.0),
+    wall: RGB | None = None,
 ) -> None:
     """An oriented box seen from above (building, container, truck body).
 
     ``gable`` is the roof pitch (rise / half-width) of a ridge along the long axis;
-    ``sun_toward`` is the unit vector (east, north, up) toward the sun, for roof shading.
+    ``sun_toward`` is the unit vector (east, north, up) toward the sun, for roof shading;
+    ``lean`` the view's relief displacement per metre of height (the roof appears moved by
+    ``lean * height`` and the walls facing the sensor show, in ``wall`` colour).
     """
-    loc = _local(canvas, centre, heading, math.hypot(length, width) / 2)
+    ox, oy = lean[0] * height, lean[1] * height
+    roof_c = (centre[0] + ox, centre[1] + oy)
+    loc = _local(canvas, roof_c, heading, math.hypot(length, width) / 2 + math.hypot(ox, oy))
     if loc is None:
         return
     r0, c0, u, v = loc
@@ -283,7 +289,25 @@ def paint_box(
         dot = (-slope * sv + z) / math.sqrt(1 + gable * gable)
         direct = (np.maximum(dot, 0) / max(z, 1e-3)).astype(np.float32)
         h = (height + gable * (hw - np.abs(v))).astype(np.float32)
-    canvas.paint_region(r0, c0, cover, col * tone[..., None], h, direct)
+    albedo = col * tone[..., None]
+    if math.hypot(ox, oy) > 0.25 * g:
+        c, s = math.cos(heading), math.sin(heading)
+        rect = np.array([(-hl, -hw), (hl, -hw), (hl, hw), (-hl, hw)]) @ np.array([[c, s], [-s, c]])
+        pts = np.vstack([rect + np.asarray(centre), rect + np.asarray(roof_c)])
+        hull = shapely.convex_hull(shapely.multipoints(pts))
+        ring = (canvas.window.to_pixels(np.asarray(hull.exterior.coords)) - np.array([c0, r0]) - 0.5) * 16
+        mask = np.zeros(u.shape, dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(ring).astype(np.int32).reshape(-1, 1, 2)], 255, cv2.LINE_AA, 4)
+        total = np.maximum(mask.astype(np.float32) / 255.0, cover)
+        a = cover / np.maximum(total, 1e-6)
+        wall_rgb = np.asarray(wall if wall is not None else (0.55, 0.54, 0.51), dtype=np.float32)
+        reach = math.hypot(ox, oy)
+        facing = max(0.0, -(ox * e + oy * n) / reach) / max(z, 1e-3)  # walls face the sensor
+        albedo = albedo * a[..., None] + wall_rgb * (1 - a)[..., None]
+        direct = (direct * a + np.float32(min(facing, 2.0)) * (1 - a)).astype(np.float32)
+        h = np.where(cover > 0.5, h, height * 0.6).astype(np.float32)
+        cover = total
+    canvas.paint_region(r0, c0, cover, albedo, h, direct)
 
 
 def paint_truck(
@@ -292,6 +316,7 @@ def paint_truck(
     heading: float,
     rng: np.random.Generator,
     sun_toward: tuple[float, float, float],
+    lean: tuple[float, float] = (0.0, 0.0),
 ) -> Polygon:
     """A truck with a container or box trailer (a hard negative); returns its footprint."""
     trailer = float(rng.choice([6.1, 12.2, 13.6]))
@@ -303,10 +328,11 @@ def paint_truck(
         (0.65, 0.65, 0.63), (0.70, 0.45, 0.15), (0.30, 0.30, 0.30),
     ]))
     paint_box(canvas, tc, heading, trailer, width, body, 4.0, sun_toward=sun_toward,
-              ribs_m=0.3 if rng.random() < 0.5 else 0.0, rng=rng)
+              ribs_m=0.3 if rng.random() < 0.5 else 0.0, rng=rng, lean=lean,
+              wall=(body[0] * 0.85, body[1] * 0.85, body[2] * 0.85))
     cab_c = (tc[0] + c * (trailer / 2 + 1.4), tc[1] + s * (trailer / 2 + 1.4))
     cab = tuple(float(x) for x in rng.uniform(0.2, 0.8, 3))
-    paint_box(canvas, cab_c, heading, 2.3, 2.45, cab, 3.2, sun_toward=sun_toward)
+    paint_box(canvas, cab_c, heading, 2.3, 2.45, cab, 3.2, sun_toward=sun_toward, lean=lean, wall=cab)
     half = trailer / 2 + 2.6
     return Polygon([
         (tc[0] - c * (trailer / 2) - s * width / 2, tc[1] - s * (trailer / 2) + c * width / 2),

@@ -10,6 +10,7 @@ blur for training (DOMAIN.md), so every sensor adds some.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -22,12 +23,46 @@ from railwatch.simulate.texture import fbm
 __all__ = [
     "CloudField",
     "Sensor",
+    "View",
     "apply_clouds",
     "cloud_field",
     "expose",
     "illuminate",
     "random_sensor",
+    "random_view",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Where the sensor looks from: off-nadir angle and the azimuth of the sensor (degrees).
+
+    Seen off-nadir, anything ``h`` metres tall appears displaced away from the sensor by
+    ``h * tan(off_nadir)`` (relief displacement, which orthorectification on a terrain
+    model does not remove), and its sides facing the sensor show.
+    """
+
+    off_nadir_deg: float = 0.0
+    azimuth_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.off_nadir_deg <= 45.0:
+            raise ValueError(f"off_nadir_deg must be in [0, 45], got {self.off_nadir_deg}")
+        if not 0.0 <= self.azimuth_deg < 360.0:
+            raise ValueError(f"azimuth_deg must be in [0, 360), got {self.azimuth_deg}")
+
+    @property
+    def lean(self) -> tuple[float, float]:
+        """Apparent displacement (east, north) per metre of height."""
+        t = math.tan(math.radians(self.off_nadir_deg))
+        a = math.radians(self.azimuth_deg)
+        return -t * math.sin(a), -t * math.cos(a)
+
+
+def random_view(rng: np.random.Generator) -> View:
+    """Mostly near-nadir, sometimes up to 25° off-nadir, from any side."""
+    off = float(rng.uniform(0.0, 10.0) if rng.random() < 0.6 else rng.uniform(10.0, 25.0))
+    return View(off, float(rng.uniform(0.0, 360.0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +84,7 @@ class Sensor:
     haze_color: tuple[float, float, float] = (0.70, 0.74, 0.80)
     sharpen: float = 0.0
     exposure: float = 1.0
+    saturation: float = 0.85
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.blur_px <= 5.0:
@@ -76,6 +112,7 @@ def random_sensor(rng: np.random.Generator) -> Sensor:
         haze_color=tuple(float(c) for c in np.clip(np.array([0.70, 0.74, 0.80]) * haze_tint, 0, 1)),  # type: ignore[arg-type]
         sharpen=float(rng.choice([0.0, rng.uniform(0.2, 0.8)], p=[0.6, 0.4])),
         exposure=float(rng.uniform(0.85, 1.2)),
+        saturation=float(rng.uniform(0.55, 1.0)),
     )
 
 
@@ -85,7 +122,7 @@ def illuminate(canvas: Canvas, sun: Sun, ambient: float = 0.32) -> np.ndarray:
     ``ambient`` is the share of sky light on flat ground; shadows receive only that, tinted
     blue. Low sun warms the direct light.
     """
-    shadow = cast_shadows(canvas.height, sun, canvas.window.gsd)
+    shadow = np.maximum(cast_shadows(canvas.height, sun, canvas.window.gsd), canvas.shade)
     if canvas.window.gsd < 1.0:
         shadow = cv2.GaussianBlur(shadow, (0, 0), 0.35 / canvas.window.gsd + 0.3)
     warm = max(0.0, (35.0 - sun.elevation_deg) / 35.0)
@@ -146,6 +183,9 @@ def expose(radiance: np.ndarray, sensor: Sensor, rng: np.random.Generator) -> np
     img = radiance * np.float32(sensor.exposure)
     if sensor.haze > 0:
         img = img * (1 - sensor.haze) + np.asarray(sensor.haze_color, dtype=np.float32) * sensor.haze
+    if sensor.saturation != 1.0:
+        grey = img.mean(axis=-1, keepdims=True)
+        img = grey + (img - grey) * np.float32(sensor.saturation)
     img = img * np.asarray(sensor.gains, dtype=np.float32)
     img = np.clip(img, 0.0, 1.2) ** np.float32(1.0 / sensor.gamma)
     if sensor.blur_px > 0.05:

@@ -26,6 +26,8 @@ A scenario is a TOML file (see ``scenarios/`` and docs/simulator.md)::
     shift_m = [3.0, -2.0]           # geolocation error (east, north), metres
     haze = 0.05
     season = "early_autumn"
+    off_nadir_deg = 12.0            # optional view geometry (relief displacement)
+    view_azimuth_deg = 250.0
 
 Times are UTC (TOML datetimes with ``Z``). Parsing checks everything it can and raises
 :class:`ScenarioError` naming the file and what to fix. :func:`train_states` says where
@@ -121,9 +123,15 @@ class SceneSpec:
     haze: float = 0.05
     season: Season = Season.EARLY_AUTUMN
     noise: float = 4.0
+    off_nadir_deg: float = 0.0
+    view_azimuth_deg: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.off_nadir_deg <= 40.0:
+            raise ValueError(f"off_nadir_deg must be within 0–40°, got {self.off_nadir_deg}")
+        if not 0.0 <= self.view_azimuth_deg < 360.0:
+            raise ValueError(f"view_azimuth_deg must be within [0, 360), got {self.view_azimuth_deg}")
         if self.at.tzinfo is None:
             raise ValueError("scene time must be UTC")
         if not 0.1 <= self.gsd <= 2.0:
@@ -345,6 +353,8 @@ def parse_scenario(
                 haze=_num(s, "haze", 0.05, where, source),
                 season=season,
                 noise=_num(s, "noise", 4.0, where, source),
+                off_nadir_deg=_num(s, "off_nadir_deg", 0.0, where, source),
+                view_azimuth_deg=_num(s, "view_azimuth_deg", 0.0, where, source),
                 seed=seed * 1000 + i,
             ))
         except ValueError as exc:

@@ -24,9 +24,17 @@ from shapely.geometry import Point, Polygon
 from railwatch.grid import SiteGrid
 from railwatch.simulate.canvas import Canvas, RasterWindow
 from railwatch.simulate.ground import palette_for
-from railwatch.simulate.imaging import CloudField, Sensor, apply_clouds, cloud_field, expose, illuminate
+from railwatch.simulate.imaging import (
+    CloudField,
+    Sensor,
+    View,
+    apply_clouds,
+    cloud_field,
+    expose,
+    illuminate,
+)
 from railwatch.simulate.scenario import Direction, Scenario, ScenarioError, SceneSpec, TrainSpec, train_states
-from railwatch.simulate.stock import Car, PlacedCar, random_car
+from railwatch.simulate.stock import Car, PlacedCar, random_car, roof_offset
 from railwatch.simulate.sun import Sun, solar_position
 from railwatch.simulate.texture import fbm
 from railwatch.simulate.trains import place_string, string_length
@@ -201,9 +209,9 @@ def _clouds(window: RasterWindow, spec: SceneSpec, sun: Sun, threshold: float) -
 class RenderedScene:
     """A rendered scene: RGB (rows, cols, 3) uint8, valid mask, grid, and what is in it.
 
-    ``cars`` are where they truly are; ``apparent`` the same cars moved by the scene's
-    geolocation shift (where they appear in the image). ``cloud`` is cloud opacity on the
-    grid (uint8, 0–255).
+    ``cars`` are where they truly are; ``apparent`` the same cars where their tops appear in
+    the image (moved by the scene's geolocation shift and the view's relief displacement).
+    ``cloud`` is cloud opacity on the grid (uint8, 0–255).
     """
 
     spec: SceneSpec
@@ -253,8 +261,12 @@ def render_scene(
     image = np.zeros((grid.rows, grid.cols, 3), dtype=np.uint8)
     cloud = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
     valid = _polygon_mask(site.aoi_local, grid)
-    apparent = [PlacedCar(c.car, (c.centre[0] + dx, c.centre[1] + dy), c.heading, c.base, c.car_id)
-                for c in cars]
+    lean = View(spec.off_nadir_deg, spec.view_azimuth_deg).lean
+    apparent = []
+    for c in cars:  # where each car's top appears: geolocation error plus relief displacement
+        ox, oy = roof_offset(c.car, lean)
+        seen = (c.centre[0] + dx + ox, c.centre[1] + dy + oy)
+        apparent.append(PlacedCar(c.car, seen, c.heading, c.base, c.car_id))
     g = spec.gsd
     m = math.ceil(MARGIN_M / g)
     x0, y1 = grid.transform.c, grid.transform.f
@@ -273,7 +285,7 @@ def render_scene(
                                   (r1 - r0) + 2 * m, (c1 - c0) + 2 * m)
             canvas = Canvas(window)
             block_seed = spec.seed * 7919 + r0 * 31 + c0
-            paint_world(canvas, world, palette, sun, cars, block_seed)
+            paint_world(canvas, world, palette, sun, cars, block_seed, lean=lean)
             radiance = illuminate(canvas, sun, ambient=0.28 + 0.4 * spec.haze)
             if threshold < 50:
                 clouds = _clouds(window, spec, sun, threshold)
@@ -296,7 +308,7 @@ def _polygon_mask(poly: Polygon, grid: SiteGrid) -> np.ndarray:
     for p in polys:
         for ring in (p.exterior, *p.interiors):
             xy = np.asarray(ring.coords)
-            cols, rows = inv * (xy[:, 0], xy[:, 1])
+            cols, rows = inv @ (xy[:, 0], xy[:, 1])
             pts = np.column_stack([np.asarray(cols) - 0.5, np.asarray(rows) - 0.5])
             rings.append(np.round(pts * 16).astype(np.int32).reshape(-1, 1, 2))
     cv2.fillPoly(mask, rings, 1, lineType=cv2.LINE_8, shift=4)
@@ -324,7 +336,7 @@ def zone_coverage(scene: RenderedScene, zone: Polygon) -> float:
 
 def under_cloud(scene: RenderedScene, xy: tuple[float, float]) -> bool:
     """Whether the image pixel at local point ``xy`` is cloud (opacity >= 0.5)."""
-    col, row = ~scene.grid.transform * xy
+    col, row = ~scene.grid.transform @ xy
     r, c = math.floor(row), math.floor(col)
     if not (0 <= r < scene.grid.rows and 0 <= c < scene.grid.cols):
         return False

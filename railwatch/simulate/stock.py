@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from shapely.geometry import Polygon
 
 from railwatch.simulate.canvas import Canvas
@@ -29,6 +30,7 @@ __all__ = [
     "PlacedCar",
     "paint_car",
     "random_car",
+    "roof_offset",
 ]
 
 
@@ -263,6 +265,13 @@ def _streaks(f: _Frame, axis: np.ndarray, cell: float, lo: float, hi: float) -> 
     return np.interp(axis, lo + cell * np.arange(n), knots).astype(np.float32)
 
 
+def _stripes(f: _Frame, coord: np.ndarray, period: float, amp: float, phase: float = 0.0) -> np.ndarray:
+    """``1 + amp * cos`` stripes of ``period`` metres; flat where a pixel cannot resolve them."""
+    if period <= 3.0 * f.gsd:  # near the Nyquist limit stripes only alias into dashes
+        return np.ones_like(coord)
+    return (1.0 + amp * np.cos(2 * np.pi * coord / period + phase)).astype(np.float32)
+
+
 def _grain(f: _Frame, amount: float) -> np.ndarray:
     return (1.0 + amount * f.rng.standard_normal(f.u.shape)).astype(np.float32)
 
@@ -274,10 +283,7 @@ def _paint_covered(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndar
     k = lk.curved_roof * 0.9 / (hw * hw)
     direct = _lambert(f, 0.0, -2 * k * f.v)
     tone = np.ones_like(f.u)
-    period = lk.rib_period_m
-    if period > 2.2 * f.gsd:
-        amp = 0.06 + 0.06 * (lk.variant % 2)
-        tone += amp * np.cos(2 * np.pi * f.u / period)
+    tone *= _stripes(f, f.u, lk.rib_period_m, 0.05 + 0.04 * (lk.variant % 2))
     # weathering: rust / dirt streaks across the roof, patchy along it
     dirt = _streaks(f, f.u, 1.3, -hl - 2, hl + 2) * _streaks(f, f.v, 0.9, -hw - 2, hw + 2)
     tone *= 1.0 - lk.dirt * 0.45 * dirt
@@ -285,7 +291,7 @@ def _paint_covered(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndar
     mix = (lk.dirt * 0.6 * _streaks(f, f.u, 2.5, -hl - 3, hl + 3))[..., None]
     color = base * (1 - mix) + rust * mix
     edge = np.minimum(hl - np.abs(f.u), hw - np.abs(f.v))
-    tone = np.where(edge < 0.18, tone * 0.78, tone)
+    tone = np.where(edge < 0.15, tone * 0.9, tone)
     if lk.variant == 3:  # a lighter ridge line / walkway along the roof
         tone = np.where(np.abs(f.v) < 0.25, tone * 1.15, tone)
     color = color * (tone * _grain(f, 0.03))[..., None]
@@ -328,7 +334,7 @@ def _paint_open(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray
         grain = 0.22 if lk.load in (Load.SCRAP, Load.TIMBER) else 0.12
         tone = _grain(f, grain)
         if lk.load is Load.TIMBER:
-            tone *= 1 + 0.25 * np.cos(2 * np.pi * f.v / 0.35)
+            tone *= _stripes(f, f.v, 0.35, 0.25)
         if lk.load is Load.SCRAP:
             tint = 1 + 0.25 * f.rng.standard_normal((*f.u.shape, 3)).astype(np.float32)
             fill = load * tone[..., None] * tint
@@ -366,8 +372,8 @@ def _paint_tank(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     # dome and walkway
     dome = (f.u - (lk.variant - 1.5) * 0.3) ** 2 + f.v**2 < 0.55**2
     walkway = (np.abs(f.v) < 0.28) & (lk.variant != 1)
-    accent = np.asarray(lk.accent, dtype=np.float32) * 0.5 + 0.25
-    grating = 1 + 0.25 * np.cos(2 * np.pi * f.u / 0.5)
+    accent = np.asarray(lk.accent, dtype=np.float32) * 0.3 + base * 0.5 + 0.08
+    grating = _stripes(f, f.u, 0.5, 0.25)
     color = np.where(walkway[..., None], accent * grating[..., None], color)
     color = np.where(dome[..., None], base * 1.25 + 0.08, color)
     height = np.where(dome, car.height + 0.45, height)
@@ -383,7 +389,7 @@ def _paint_tank(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _paint_flat(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lk, hl, hw = car.look, car.length / 2, car.width / 2
     deck = np.asarray(lk.color, dtype=np.float32) * 0.9 + np.float32(0.05)
-    tone = _grain(f, 0.08) * (1 + 0.1 * np.cos(2 * np.pi * f.v / 0.6))
+    tone = _grain(f, 0.08) * _stripes(f, f.v, 0.6, 0.1)
     edge = hw - np.abs(f.v) < 0.2
     tone = np.where(edge, tone * 0.7, tone)
     color = deck * tone[..., None]
@@ -403,7 +409,7 @@ def _paint_flat(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray
                 continue
             inside = (np.abs(f.u - centre) < length / 2) & (np.abs(f.v) < 1.22)
             c = _CONTAINERS[rng.integers(len(_CONTAINERS))] * rng.normal(1, 0.06)
-            ctone = 1 + 0.07 * np.cos(2 * np.pi * f.u / 0.3 + rng.random() * 6)
+            ctone = _stripes(f, f.u, 0.3, 0.07, rng.random() * 6)
             rim = np.minimum(length / 2 - np.abs(f.u - centre), 1.22 - np.abs(f.v)) < 0.12
             ctone = np.where(rim, ctone * 0.8, ctone)
             color = np.where(inside[..., None], c * ctone[..., None], color)
@@ -422,7 +428,7 @@ def _paint_flat(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray
             height = np.where(inside, car.height + 1.5, height)
     elif lk.load is Load.TIMBER:
         inside = (np.abs(f.u) < hl - 0.6) & (np.abs(f.v) < hw - 0.25)
-        logs = 1 + 0.3 * np.cos(2 * np.pi * f.v / 0.3)
+        logs = _stripes(f, f.v, 0.3, 0.3)
         wood = np.asarray((0.50, 0.40, 0.28), dtype=np.float32)
         color = np.where(inside[..., None], wood * (logs * _grain(f, 0.1))[..., None], color)
         height = np.where(inside, car.height + 2.0, height)
@@ -457,7 +463,7 @@ def _paint_loco(car: Car, f: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray
         color = np.where(fan[..., None], np.float32(0.12), color)
         height = np.where(fan, car.height + 0.15, height)
     grille = (f.u > lo) & (f.u < hi - n_fans * 1.8 - 0.5) & (np.abs(f.v) < 0.8)
-    gtone = 0.55 + 0.2 * np.cos(2 * np.pi * f.u / 0.4)
+    gtone = 0.55 * _stripes(f, f.u, 0.4, 0.35)
     color = np.where(grille[..., None], roof * gtone[..., None], color)
     height = np.where(grille, car.height + 0.35, height)
     stripe = np.abs(np.abs(f.v) - (hw - 0.25)) < 0.12
@@ -475,14 +481,41 @@ _PAINTERS = {
 }
 
 
-def paint_car(canvas: Canvas, placed: PlacedCar, sun: Sun, snow: float = 0.0) -> None:
+def _side_color(car: Car, f: _Frame) -> np.ndarray:
+    """Colour of the car side seen off-nadir: body paint with panel ribs, dark at the bottom."""
+    base = np.asarray(car.look.color, dtype=np.float32)
+    if car.cls is CarClass.FLAT_CAR:
+        base = np.asarray((0.18, 0.17, 0.16), dtype=np.float32)
+    elif car.cls is CarClass.OPEN_CAR:
+        base = base * 1.05
+    tone = 0.9 * _stripes(f, f.u, 1.1, 0.09)
+    return base * tone[..., None]
+
+
+def roof_offset(car: Car, lean: tuple[float, float]) -> tuple[float, float]:
+    """How far the car's roof appears displaced (east, north metres) for a view ``lean``."""
+    return lean[0] * car.height, lean[1] * car.height
+
+
+def paint_car(
+    canvas: Canvas,
+    placed: PlacedCar,
+    sun: Sun,
+    snow: float = 0.0,
+    lean: tuple[float, float] = (0.0, 0.0),
+) -> None:
     """Paint a placed car's albedo, height and surface shading into ``canvas``.
 
+    ``lean`` is the view's relief displacement per metre of height (east, north): seen
+    off-nadir, the roof appears moved by ``lean * height`` and one side of the car shows.
     ``snow`` (0–1) whitens flat upper surfaces (a winter scene).
     """
     car = placed.car
     w = canvas.window
-    corners_px = w.to_pixels(placed.corners())
+    ox, oy = roof_offset(car, lean)
+    corners = placed.corners()
+    both = np.vstack([corners, corners + np.array([ox, oy])])
+    corners_px = w.to_pixels(both)
     c0 = math.floor(corners_px[:, 0].min()) - 1
     c1 = math.ceil(corners_px[:, 0].max()) + 1
     r0 = math.floor(corners_px[:, 1].min()) - 1
@@ -490,9 +523,9 @@ def paint_car(canvas: Canvas, placed: PlacedCar, sun: Sun, snow: float = 0.0) ->
     if c1 <= 0 or r1 <= 0 or c0 >= w.cols or r0 >= w.rows:
         return
     x, y = w.pixel_centres(r0, r1, c0, c1)
-    dx = x - np.float32(placed.centre[0])
-    dy = y - np.float32(placed.centre[1])
     ch, sh = np.float32(math.cos(placed.heading)), np.float32(math.sin(placed.heading))
+    dx = x - np.float32(placed.centre[0] + ox)
+    dy = y - np.float32(placed.centre[1] + oy)
     u = dx * ch + dy * sh
     v = -dx * sh + dy * ch
     east, north = sun.toward
@@ -507,8 +540,27 @@ def paint_car(canvas: Canvas, placed: PlacedCar, sun: Sun, snow: float = 0.0) ->
     if snow > 0:
         flat = np.clip(direct, 0.0, 1.2)[..., None]
         color = color + snow * (np.float32(0.92) - color) * np.clip(flat - 0.5, 0, 1)
-    cover = _coverage(u, v, car.length / 2, car.width / 2, w.gsd).astype(np.float32)
+    roof = _coverage(u, v, car.length / 2, car.width / 2, w.gsd).astype(np.float32)
+    cover = roof
+    if abs(ox) + abs(oy) > 0.25 * w.gsd:
+        import cv2
+
+        hull = shapely.convex_hull(shapely.multipoints(both))
+        ring = (w.to_pixels(np.asarray(hull.exterior.coords)) - np.array([c0, r0]) - 0.5) * 16
+        mask = np.zeros(u.shape, dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(ring).astype(np.int32).reshape(-1, 1, 2)], 255, cv2.LINE_AA, 4)
+        swept = mask.astype(np.float32) / 255.0
+        # the visible side faces the satellite, i.e. against the lean
+        n = math.hypot(ox, oy)
+        facing = max(0.0, -(ox * east + oy * north) / n) * math.cos(el) / math.sin(el)
+        wall = _side_color(car, frame)
+        total = np.maximum(swept, roof)
+        a = (roof / np.maximum(total, 1e-6))[..., None]
+        color = color * a + wall * (1 - a)
+        direct = direct * a[..., 0] + np.float32(min(facing, 2.0)) * (1 - a[..., 0])
+        height = np.where(roof > 0.5, height, car.height * 0.6).astype(np.float32)
+        cover = total
     canvas.paint_region(
         r0, c0, cover, np.clip(color, 0.0, 1.5).astype(np.float32),
-        height=height + np.float32(placed.base), direct=direct,
+        height=height + np.float32(placed.base), direct=direct.astype(np.float32),
     )

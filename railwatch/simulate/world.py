@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import shapely
-from shapely.affinity import rotate
+from shapely.affinity import rotate, translate
 from shapely.geometry import LineString, MultiLineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
@@ -265,8 +265,12 @@ def paint_world(
     sun: Sun,
     cars: Sequence[PlacedCar],
     seed: int,
+    lean: tuple[float, float] = (0.0, 0.0),
 ) -> None:
-    """Paint the part of ``world`` inside ``canvas`` and the given cars on it."""
+    """Paint the part of ``world`` inside ``canvas`` and the given cars on it.
+
+    ``lean`` is the view's relief displacement per metre of height (see ``View``).
+    """
     rng = np.random.default_rng(seed)
     view = box(*canvas.window.bounds).buffer(5.0)
     ws = world.seed
@@ -276,8 +280,8 @@ def paint_world(
             paint_surface(canvas, poly.intersection(view), palette.field[idx], ws + 100 + k,
                           cell_m=15.0, amount=0.08, stripes=(2.0 + (k % 5) * 0.6, ang))
     if _near(world.floodplain, view):
-        paint_surface(canvas, world.floodplain.intersection(view), (0.62, 0.58, 0.50), ws + 7,
-                      cell_m=30.0, amount=0.25, grain=0.06, opacity=0.65)
+        paint_surface(canvas, world.floodplain.intersection(view), (0.56, 0.53, 0.46), ws + 7,
+                      cell_m=30.0, amount=0.3, grain=0.06, opacity=0.55)
     if _near(world.river, view):
         paint_surface(canvas, world.river.intersection(view), palette.water, ws + 8,
                       cell_m=25.0, amount=0.10, grain=0.03)
@@ -288,16 +292,18 @@ def paint_world(
                           road_colors[kind], ws + 30 + k, cell_m=5.0, amount=0.1, grain=0.05)
     if _near(world.gravel, view):
         paint_surface(canvas, world.gravel.intersection(view), palette.gravel, ws + 21,
-                      cell_m=6.0, amount=0.15, grain=0.1)
+                      cell_m=2.5, amount=0.07, grain=0.08)
     lines = [t.intersection(view.buffer(10)) for t in world.tracks.values() if _near(t, view)]
     lines = [ln for ln in lines if isinstance(ln, LineString) and not ln.is_empty] + [
         g for ln in lines if isinstance(ln, MultiLineString) for g in ln.geoms
     ]
     paint_ballast(canvas, lines, palette, ws + 41)
-    if _near(world.deck, view):
+    on_deck = _near(world.deck, view)
+    if on_deck:
         for pier in world.piers:
-            canvas.paint(canvas.coverage(pier), (0.55, 0.54, 0.50), DECK_HEIGHT_M - 0.5)
-        canvas.paint(canvas.coverage(world.deck), (0.30, 0.29, 0.28), DECK_HEIGHT_M)
+            canvas.paint(canvas.coverage(pier), (0.55, 0.54, 0.50))
+        canvas.paint(canvas.coverage(world.deck), (0.30, 0.29, 0.28))
+        _bridge_shadows(canvas, world, sun, cars, view)
     paint_rails(canvas, lines, shine=0.3)
     east, north = sun.toward
     el = math.radians(sun.elevation_deg)
@@ -306,7 +312,8 @@ def paint_world(
         if abs(b.centre[0] - view.centroid.x) > 2000 or not _near(Point(b.centre).buffer(b.length), view):
             continue
         paint_box(canvas, b.centre, b.heading, b.length, b.width, b.color, b.height,
-                  gable=b.gable, sun_toward=toward, ribs_m=b.ribs_m, rng=rng)
+                  gable=b.gable, sun_toward=toward, ribs_m=b.ribs_m, rng=rng, lean=lean,
+                  wall=(0.58, 0.56, 0.52))
     x0, y0, x1, y1 = view.bounds
     sel = (
         (world.tree_xy[:, 0] > x0 - 8) & (world.tree_xy[:, 0] < x1 + 8)
@@ -316,9 +323,35 @@ def paint_world(
                 ws + 51, leafless=palette.snow > 0)
     for car in cars:
         if x0 - 25 < car.centre[0] < x1 + 25 and y0 - 25 < car.centre[1] < y1 + 25:
-            paint_car(canvas, car, sun)
+            # on the deck, heights count from the deck: its own shadows are drawn apart
+            paint_car(canvas, replace(car, base=0.0), sun, lean=lean)
     if _near(world.truss, view):
-        cover = canvas.line_coverage(world.truss.intersection(view.buffer(10)), 0.45)
-        canvas.albedo += (cover * 0.6)[..., None] * (np.float32(0.50) - canvas.albedo)
-        hmask = canvas.line_coverage(world.truss.intersection(view.buffer(10)), canvas.window.gsd)
-        np.maximum(canvas.height, np.where(hmask > 0.3, TRUSS_HEIGHT_M, 0.0), out=canvas.height)
+        cover = canvas.line_coverage(world.truss.intersection(view.buffer(10)), 0.4)
+        canvas.albedo += (cover * 0.45)[..., None] * (np.float32(0.45) - canvas.albedo)
+
+
+def _bridge_shadows(
+    canvas: Canvas, world: SiteWorld, sun: Sun, cars: Sequence[PlacedCar], view: Polygon
+) -> None:
+    """Shadows of the raised deck, its truss and the cars on it, cast onto the river below.
+
+    A height map cannot represent the open space under a deck, so these shadows are
+    polygons moved away from the sun by each part's height.
+    """
+    east, north = sun.toward
+
+    def away(h: float) -> tuple[float, float]:
+        d = sun.shadow_length(h)
+        return -east * d, -north * d
+
+    region = view.buffer(60.0)
+    parts = [translate(world.deck, *away(DECK_HEIGHT_M))]
+    for car in cars:
+        if car.base > 0 and region.contains(Point(car.centre)):
+            parts.append(translate(car.polygon, *away(DECK_HEIGHT_M + car.car.height)))
+    shade = canvas.coverage(shapely.union_all(parts).intersection(region))
+    truss = translate(world.truss, *away(TRUSS_HEIGHT_M)).intersection(region)
+    if not truss.is_empty:
+        np.maximum(shade, canvas.line_coverage(truss, 0.4) * np.float32(0.8), out=shade)
+    shade *= 1.0 - canvas.coverage(world.deck.intersection(region))
+    np.maximum(canvas.shade, shade, out=canvas.shade)

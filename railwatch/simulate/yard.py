@@ -259,7 +259,8 @@ def random_yard(rng: np.random.Generator, half_extent: float, season: Season) ->
                 for k in range(n_rows):
                     off = (k - n_rows / 2) * 2.6
                     cc = (c[0] - off * math.sin(heading), c[1] + off * math.cos(heading))
-                    color = tuple(float(x) for x in rng.uniform(0.15, 0.8, 3))
+                    pick = _CONTAINER_PAINT[int(rng.integers(len(_CONTAINER_PAINT)))]
+                    color = tuple(float(x) * float(rng.normal(1.0, 0.08)) for x in pick)
                     buildings.append(Building(cc, heading, length, width, color, height, 0.0, 0.3))
             else:
                 roof = _roof_color(rng)
@@ -329,6 +330,19 @@ def random_yard(rng: np.random.Generator, half_extent: float, season: Season) ->
     )
 
 
+_CONTAINER_PAINT = (
+    (0.20, 0.33, 0.50), (0.50, 0.20, 0.17), (0.25, 0.40, 0.28), (0.62, 0.62, 0.60),
+    (0.80, 0.80, 0.78), (0.65, 0.45, 0.20), (0.40, 0.27, 0.22), (0.18, 0.22, 0.33),
+)
+
+
+def _wall_color(b: Building, rng: np.random.Generator) -> tuple[float, float, float]:
+    if b.ribs_m == 0.3:  # a container stack: walls in the container's paint
+        return (b.color[0] * 0.85, b.color[1] * 0.85, b.color[2] * 0.85)
+    grey = float(rng.uniform(0.45, 0.75))
+    return (grey, grey * 0.98, grey * 0.94)
+
+
 def _roof_color(rng: np.random.Generator) -> tuple[float, float, float]:
     table = [
         (0.55, 0.55, 0.53), (0.30, 0.30, 0.31), (0.70, 0.69, 0.66), (0.45, 0.28, 0.20),
@@ -338,7 +352,14 @@ def _roof_color(rng: np.random.Generator) -> tuple[float, float, float]:
     return (float(c[0]), float(c[1]), float(c[2]))
 
 
-def paint_yard(canvas: Canvas, layout: YardLayout, palette: Palette, sun: Sun, seed: int) -> None:
+def paint_yard(
+    canvas: Canvas,
+    layout: YardLayout,
+    palette: Palette,
+    sun: Sun,
+    seed: int,
+    lean: tuple[float, float] = (0.0, 0.0),
+) -> None:
     """Paint a yard layout: ground, fields, gravel, roads, tracks, buildings, trees, masts, cars."""
     rng = np.random.default_rng(seed)
     paint_landcover(canvas, palette, seed, patchiness=float(rng.uniform(0.2, 0.8)))
@@ -347,7 +368,7 @@ def paint_yard(canvas: Canvas, layout: YardLayout, palette: Palette, sun: Sun, s
         paint_surface(canvas, poly, palette.field[color_idx], seed + 11 + k, cell_m=15.0,
                       amount=0.08, stripes=stripes)
     if layout.gravel is not None:
-        paint_surface(canvas, layout.gravel, palette.gravel, seed + 21, cell_m=6.0, amount=0.15, grain=0.1)
+        paint_surface(canvas, layout.gravel, palette.gravel, seed + 21, cell_m=2.5, amount=0.07, grain=0.08)
     road_colors = (palette.asphalt, palette.dirt_road, (0.62, 0.61, 0.58))
     for k, (road, width, kind) in enumerate(layout.roads):
         paint_surface(canvas, road.buffer(width / 2, cap_style="flat"), road_colors[kind], seed + 31 + k,
@@ -361,11 +382,12 @@ def paint_yard(canvas: Canvas, layout: YardLayout, palette: Palette, sun: Sun, s
     toward = (east * math.cos(el), north * math.cos(el), math.sin(el))
     for b in layout.buildings:
         paint_box(canvas, b.centre, b.heading, b.length, b.width, b.color, b.height,
-                  gable=b.gable, sun_toward=toward, ribs_m=b.ribs_m, rng=rng)
+                  gable=b.gable, sun_toward=toward, ribs_m=b.ribs_m, rng=rng, lean=lean,
+                  wall=_wall_color(b, rng))
     for centre, heading in layout.trucks:
-        paint_truck(canvas, centre, heading, rng, toward)
+        paint_truck(canvas, centre, heading, rng, toward, lean)
     paint_trees(canvas, layout.tree_xy, layout.tree_r, layout.tree_h, palette, seed + 51,
                 leafless=palette.snow > 0 or (rng.random() < 0.2 and palette.tree[0] > 0.3))
     paint_masts(canvas, layout.mast_base, layout.mast_arm)
     for car in layout.cars:
-        paint_car(canvas, car, sun, snow=layout.snow_on_cars)
+        paint_car(canvas, car, sun, snow=layout.snow_on_cars, lean=lean)
