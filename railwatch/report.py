@@ -298,6 +298,8 @@ Three different quantities appear here; they answer different questions and must
   measured precision and recall and, in `high`, allows for cars that may have come and gone
   unseen between images or while the zone was under cloud (90% interval; `high` empty: unknown).
   `arrivals` is the number of detected cars with no match in the previous observed image.
+  A zone that trains only pass through (the bridge, crossed in minutes) is rarely imaged
+  occupied: its estimate is what was seen, and only `high` speaks for the traffic across it.
 - **Comparison** (`comparison.csv`): each reported figure is paired with the same kind of
   quantity — a snapshot with the counted image nearest in time (`days_apart`), a weekly figure
   with the weekly estimate. "approximately" means ±10%, "at least" a lower bound, "at most" and

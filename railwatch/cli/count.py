@@ -69,5 +69,7 @@ def count(
     click.echo(f"outputs in {out}/ (report.md, frames.csv, weekly.csv, comparison.csv, "
                f"detections.geojson, rejected.csv); store {store.path}", err=True)
     if summary.usable == 0:
-        click.echo("railwatch: no scene could be used (see the rejections above)", err=True)
+        why = ("no imagery (.tif, .tiff, .vrt, .jp2) found in the inputs" if summary.inputs == 0
+               else "no scene could be used (see the rejections above)")
+        click.echo(f"railwatch: {why}", err=True)
         sys.exit(1)
