@@ -10,15 +10,15 @@ and recall.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from railwatch.detections import Detections
 from railwatch.manifest import CLASSES, ClassMetrics
+from railwatch.store import CountedScene
 
 __all__ = [
     "DEFAULT_MIN_COVERAGE",
@@ -43,30 +43,6 @@ FRAME_COLUMNS: tuple[str, ...] = ("scene", "acquired", "zone", "class", "count",
 
 #: Recall below this is treated as this when correcting counts (avoids dividing by ~0).
 _MIN_RECALL = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class CountedScene:
-    """What aggregation needs of one counted scene: when, what each zone showed, how much of it.
-
-    ``detections`` are in the site CRS with zones assigned; ``coverage`` maps every zone of the
-    site to the fraction of it the scene observed.
-    """
-
-    scene: str
-    acquired: datetime
-    coverage: Mapping[str, float]
-    detections: Detections
-
-    def __post_init__(self) -> None:
-        if self.acquired.tzinfo is None:
-            raise ValueError(f"{self.scene}: acquisition time must be timezone-aware")
-        if any(not 0.0 <= c <= 1.0 for c in self.coverage.values()):
-            raise ValueError(f"{self.scene}: coverage must be fractions, got {dict(self.coverage)}")
-
-    def observed(self, zone: str, min_coverage: float = DEFAULT_MIN_COVERAGE) -> bool:
-        """Whether the zone was seen well enough to be counted."""
-        return self.coverage.get(zone, 0.0) >= min_coverage
 
 
 @dataclass(frozen=True, slots=True)

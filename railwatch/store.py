@@ -38,7 +38,6 @@ from rasterio.crs import CRS
 from shapely.geometry import mapping
 
 from railwatch import __version__
-from railwatch.counts import CountedScene, frame_rows
 from railwatch.detections import Detections
 from railwatch.errors import RailwatchError
 from railwatch.manifest import CLASSES, ClassMetrics
@@ -47,6 +46,7 @@ from railwatch.site import AreaKind, Site, site_from_geojson
 
 __all__ = [
     "DEFAULT_STORE_NAME",
+    "CountedScene",
     "ModelRecord",
     "RejectionRecord",
     "RunRecord",
@@ -106,6 +106,30 @@ CREATE TABLE IF NOT EXISTS counts (
 
 class StoreError(RailwatchError, OSError):
     """The store file cannot be opened, is not a railwatch store, or lacks what was asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class CountedScene:
+    """What aggregation needs of one counted scene: when, what each zone showed, how much of it.
+
+    ``detections`` are in the site CRS with zones assigned; ``coverage`` maps every zone of the
+    site to the fraction of it the scene observed.
+    """
+
+    scene: str
+    acquired: datetime
+    coverage: Mapping[str, float]
+    detections: Detections
+
+    def __post_init__(self) -> None:
+        if self.acquired.tzinfo is None:
+            raise ValueError(f"{self.scene}: acquisition time must be timezone-aware")
+        if any(not 0.0 <= c <= 1.0 for c in self.coverage.values()):
+            raise ValueError(f"{self.scene}: coverage must be fractions, got {dict(self.coverage)}")
+
+    def observed(self, zone: str, min_coverage: float) -> bool:
+        """Whether the zone was seen well enough to be counted."""
+        return self.coverage.get(zone, 0.0) >= min_coverage
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,10 +381,13 @@ class Store:
         scene, dets = observation.scene, observation.detections
         key = (content_sha256, observation.model_sha256, site.name)
         zones = [a.name for a in site.counting_areas() if a.kind is AreaKind.ZONE]
-        counted = CountedScene(
-            scene.name, scene.acquisition.time, observation.coverage, dets
-        )
-        count_rows = frame_rows(counted, zones, min_coverage=0.0)
+        names = dets.class_name if len(dets) else np.empty(0, dtype=object)
+        count_rows = [
+            (zone, cls, int(np.count_nonzero(np.equal(dets.zone, zone) & (names == cls))),
+             float(observation.coverage.get(zone, 0.0)))
+            for zone in zones
+            for cls in CLASSES
+        ]
         with self._transaction() as db:
             row = db.execute(
                 "SELECT id, status FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? "
@@ -382,7 +409,6 @@ class Store:
                  float(scene.native_gsd), scene.footprint.wkt, run_id, _now()),
             )
             scene_id = int(cur.lastrowid or 0)
-            names = dets.class_name if len(dets) else np.empty(0, dtype=object)
             db.executemany(
                 "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -394,7 +420,7 @@ class Store:
             )
             db.executemany(
                 "INSERT INTO counts VALUES (?, ?, ?, ?, ?)",
-                ((scene_id, r.zone, r.class_name, int(r.count), r.coverage) for r in count_rows),
+                ((scene_id, *row) for row in count_rows),
             )
         return True
 
