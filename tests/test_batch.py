@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import sqlite3
@@ -234,6 +235,16 @@ def test_count_cli_writes_every_output_and_exits_0_with_rejections(world, fake_c
     for name in ("detections.geojson", "frames.csv", "weekly.csv", "comparison.csv",
                  "rejected.csv", "report.md", "railwatch.sqlite", "weekly.png", "snapshots.png"):
         assert (out / name).is_file(), name
+    geo = json.loads((out / "detections.geojson").read_text())
+    assert len(geo["features"]) == 4 * 6
+    feature = geo["features"][0]
+    ring = feature["geometry"]["coordinates"][0]
+    assert feature["geometry"]["type"] == "Polygon" and ring[0] == ring[-1] and len(ring) == 5
+    assert abs(ring[0][0] - LON) < 0.01 and abs(ring[0][1] - LAT) < 0.01  # EPSG:4326
+    props = feature["properties"]
+    assert set(props) == {"scene", "acquired", "class", "confidence", "zone"}
+    assert props["acquired"].startswith("2023-10-0") and props["acquired"].endswith("Z")
+    assert props["class"] == "covered_car" and props["zone"] == "yard"
     frames = pd.read_csv(out / "frames.csv")
     assert list(frames.columns) == ["scene", "acquired", "zone", "class", "count", "coverage"]
     covered = frames[frames["class"] == "covered_car"]
