@@ -11,7 +11,7 @@ from railwatch.cli.options import model_options, site_option
 
 
 @click.command("count")
-@click.argument("images", nargs=-1, required=True,
+@click.argument("images", nargs=-1, required=True, metavar="IMAGES_OR_DIRS...",
                 type=click.Path(exists=True, path_type=Path))
 @site_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -21,7 +21,8 @@ from railwatch.cli.options import model_options, site_option
               help="Reported-figures CSV (default: the bundled, sourced table).")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Store file (default: OUT/railwatch.sqlite).")
-@click.option("--force", is_flag=True, help="Recount scenes already in the store.")
+@click.option("--force", is_flag=True,
+              help="Recount scenes already in the store (e.g. after changing --conf).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def count(
     images: tuple[Path, ...],
