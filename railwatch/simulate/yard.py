@@ -69,6 +69,7 @@ class YardLayout:
     tree_h: np.ndarray
     mast_base: np.ndarray
     mast_arm: np.ndarray
+    poles: np.ndarray
     snow_on_cars: float
     rail_shine: float
 
@@ -168,6 +169,39 @@ def _fill_tracks(
                 continue
             cars.append(p)
     return cars
+
+
+_CLUTTER = (
+    # (length range, width range, height range, colours): sleeper stacks, rail bundles, sheds,
+    # skips, automobiles, pallets/crates
+    ((2.6, 2.8), (1.5, 4.0), (0.6, 1.2), ((0.28, 0.23, 0.19), (0.55, 0.54, 0.51))),
+    ((8.0, 25.0), (0.6, 1.5), (0.2, 0.5), ((0.35, 0.27, 0.22), (0.25, 0.24, 0.23))),
+    ((3.0, 6.0), (2.0, 3.0), (2.0, 3.0), ((0.50, 0.50, 0.48), (0.30, 0.40, 0.55), (0.55, 0.30, 0.20))),
+    ((4.0, 5.0), (1.7, 1.9), (1.4, 1.6), ((0.85, 0.85, 0.85), (0.10, 0.10, 0.11), (0.60, 0.60, 0.62),
+                                         (0.50, 0.12, 0.10), (0.20, 0.25, 0.40))),
+    ((1.0, 2.5), (1.0, 2.0), (0.5, 1.5), ((0.55, 0.45, 0.32), (0.40, 0.40, 0.38))),
+)
+
+
+def _clutter(
+    rng: np.random.Generator, half: float, blocked: Polygon, corridor: Polygon
+) -> list[Building]:
+    """Small things lying about a yard: sleeper stacks, rail bundles, huts, skips, automobiles."""
+    out: list[Building] = []
+    n = int(rng.poisson(5.0)) if rng.random() < 0.7 else 0
+    for _ in range(n):
+        (l0, l1), (w0, w1), (h0, h1), colors = _CLUTTER[int(rng.integers(len(_CLUTTER)))]
+        length, width = float(rng.uniform(l0, l1)), float(rng.uniform(w0, w1))
+        c = rng.uniform(-half - 5, half + 5, 2)
+        heading = float(rng.uniform(0, math.pi))
+        fp = Point(c).buffer(max(length, width) / 2)
+        if fp.intersects(corridor) or fp.intersects(blocked):
+            continue
+        base = colors[int(rng.integers(len(colors)))]
+        color = tuple(float(x) * float(rng.normal(1.0, 0.07)) for x in base)
+        out.append(Building((float(c[0]), float(c[1])), heading, length, width, color,
+                            float(rng.uniform(h0, h1)), 0.0, 0.0))
+    return out
 
 
 def _surroundings_ok(poly: Polygon, blocked: Polygon) -> bool:
@@ -310,6 +344,14 @@ def random_yard(rng: np.random.Generator, half_extent: float, season: Season) ->
                 arms.append((q.x, q.y))
         if bases:
             mast_base, mast_arm = np.array(bases), np.array(arms)
+    buildings += _clutter(rng, half, blocked, corridor)
+    poles = np.zeros((0, 2))
+    if rng.random() < 0.25:  # yard lighting towers: tall, thin, long shadows
+        cand = rng.uniform(-half - 10, half + 10, (int(rng.integers(1, 4)), 2))
+        ok = np.ones(len(cand), dtype=bool)
+        if not corridor.is_empty:
+            ok = ~shapely.intersects(corridor, shapely.points(cand))
+        poles = cand[ok]
     snow = float(rng.uniform(0.3, 0.9)) if season is Season.SNOW and rng.random() < 0.5 else 0.0
     return YardLayout(
         half_extent=half,
@@ -325,6 +367,7 @@ def random_yard(rng: np.random.Generator, half_extent: float, season: Season) ->
         tree_h=tree_h,
         mast_base=mast_base,
         mast_arm=mast_arm,
+        poles=poles,
         snow_on_cars=snow,
         rail_shine=float(rng.choice([0.0, 0.3, 0.6], p=[0.5, 0.3, 0.2])),
     )
@@ -389,5 +432,6 @@ def paint_yard(
     paint_trees(canvas, layout.tree_xy, layout.tree_r, layout.tree_h, palette, seed + 51,
                 leafless=palette.snow > 0 or (rng.random() < 0.2 and palette.tree[0] > 0.3))
     paint_masts(canvas, layout.mast_base, layout.mast_arm)
+    paint_masts(canvas, layout.poles, layout.poles, height=float(rng.uniform(15.0, 25.0)))
     for car in layout.cars:
         paint_car(canvas, car, sun, snow=layout.snow_on_cars, lean=lean)
