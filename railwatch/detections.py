@@ -14,6 +14,8 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 from rasterio.crs import CRS
+from shapely.geometry import Polygon
+from shapely.geometry.polygon import orient
 
 from railwatch.manifest import CLASSES
 from railwatch.obb import corners_to_xywhr, polygons
@@ -113,3 +115,27 @@ class Detections:
         flat = self.corners.reshape(-1, 2)
         lon, lat = tr.transform(flat[:, 0], flat[:, 1])
         return np.column_stack([lon, lat]).reshape(-1, 4, 2)
+
+    def features(self, acquired: str | None) -> list[dict[str, object]]:
+        """GeoJSON features in DESIGN.md's detections format: EPSG:4326 polygons
+        (counter-clockwise, RFC 7946) with ``scene, acquired, class, confidence, zone``."""
+        lonlat = self.lonlat_corners()
+        out: list[dict[str, object]] = []
+        for i in range(len(self)):
+            ring = orient(Polygon(lonlat[i]), 1.0).exterior.coords
+            out.append({
+                "type": "Feature",
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[round(x, 8), round(y, 8)] for x, y in ring]],
+                },
+                "properties": {
+                    "scene": str(self.scene[i]),
+                    "acquired": acquired,
+                    "class": str(self.class_name[i]),
+                    "confidence": round(float(self.confidence[i]), 4),
+                    "zone": None if self.zone[i] is None else str(self.zone[i]),
+                },
+            })
+        return out
+

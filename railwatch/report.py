@@ -186,20 +186,7 @@ def _write_geojson(path: Path, scenes: Sequence[CountedScene]) -> None:
         d = c.detections
         if not len(d):
             continue
-        lonlat = d.lonlat_corners()
-        for i in range(len(d)):
-            ring = [[round(float(x), 8), round(float(y), 8)] for x, y in lonlat[i]]
-            features.append({
-                "type": "Feature",
-                "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
-                "properties": {
-                    "scene": c.scene,
-                    "acquired": _iso(c.acquired),
-                    "class": str(d.class_name[i]),
-                    "confidence": round(float(d.confidence[i]), 4),
-                    "zone": None if d.zone[i] is None else str(d.zone[i]),
-                },
-            })
+        features.extend(d.features(_iso(c.acquired)))
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}),
                     encoding="utf-8")
 

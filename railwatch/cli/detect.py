@@ -6,12 +6,9 @@ import json
 from pathlib import Path
 
 import click
-from shapely.geometry import Polygon
-from shapely.geometry.polygon import orient
 
 from railwatch.acquisition import TimeSource
 from railwatch.cli.options import model_options, site_or_footprint
-from railwatch.detections import Detections
 from railwatch.errors import SceneError
 from railwatch.grid import SiteGrid
 from railwatch.observation import observe_scene
@@ -46,8 +43,7 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path, **model_k
         used += 1
         dets = obs.detections
         acq = scene.acquisition
-        features.extend(detection_features(
-            dets, None if acq.source is TimeSource.NONE else acq.time.isoformat()))
+        features.extend(dets.features(None if acq.source is TimeSource.NONE else acq.time.isoformat()))
         grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
         zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
         for zone in zones:
@@ -63,25 +59,3 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path, **model_k
     if used == 0:
         raise SystemExit(1)
 
-
-def detection_features(dets: Detections, acquired: str | None) -> list[dict[str, object]]:
-    """GeoJSON features (EPSG:4326 polygons, counter-clockwise) in DESIGN.md's detections format."""
-    lonlat = dets.lonlat_corners()
-    out: list[dict[str, object]] = []
-    for i in range(len(dets)):
-        ring = orient(Polygon(lonlat[i]), 1.0).exterior.coords
-        out.append({
-            "type": "Feature",
-            "geometry": {
-                "type": "Polygon",
-                "coordinates": [[[round(x, 8), round(y, 8)] for x, y in ring]],
-            },
-            "properties": {
-                "scene": str(dets.scene[i]),
-                "acquired": acquired,
-                "class": str(dets.class_name[i]),
-                "confidence": round(float(dets.confidence[i]), 4),
-                "zone": dets.zone[i],
-            },
-        })
-    return out
