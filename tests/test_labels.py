@@ -59,3 +59,19 @@ def test_bad_labels_are_refused(tmp_path):
          "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}]}))
     with pytest.raises(RailwatchError, match="feature 0 has class 'boxcar'; use one of covered_car"):
         read_labels(bad)
+
+
+def test_dataset_from_labels_command(make_scene, tmp_path):
+    from click.testing import CliRunner
+
+    from railwatch.cli import main
+
+    scenes = [make_scene(name=f"y{i}_20231005.tif", lon=8.54 + i * 0.01, lat=47.37) for i in range(2)]
+    labels = tmp_path / "cars.geojson"
+    labels.write_text(json.dumps({"type": "FeatureCollection",
+                                  "features": [_car_feature(s.lon, s.lat) for s in scenes]}))
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(main, ["dataset", "from-labels", *[str(s.path) for s in scenes],
+                                       "--labels", str(labels), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "data.yaml").is_file() and list(out.glob("labels/*/*.txt"))

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "count": ("railwatch.cli.count", "count", "Count a batch of scenes into the store; write outputs."),
     "series": ("railwatch.cli.series", "series", "Rebuild the outputs from the store, no imagery."),
     "simulate": ("railwatch.cli.simulate", "simulate", "Render a simulated scenario (scenes + truth)."),
-    "dataset": ("railwatch.cli.dataset", "dataset", "Build training datasets (simulated chips)."),
+    "dataset": ("railwatch.cli.dataset", "dataset", "Build training datasets (simulated or labelled)."),
     "detect": ("railwatch.cli.detect", "detect", "Detect rail cars; GeoJSON and quicklooks, no store."),
     "evaluate": ("railwatch.cli.evaluate", "evaluate", "Score detections against ground truth."),
     "train": ("railwatch.cli.train", "train", "Train or fine-tune the detector."),

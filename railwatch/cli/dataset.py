@@ -42,3 +42,22 @@ def simulate(n: int, out: Path, gsd: float, chip: int, seed: int, val_fraction: 
                                 val_fraction=val_fraction, workers=workers)
     dt = time.perf_counter() - t0
     click.echo(f"wrote {n} chips in {dt:.1f} s ({dt / n:.3f} s/chip): {yaml_path}")
+
+
+@dataset.command("from-labels")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Car polygons (GeoJSON, EPSG:4326) with property 'class'.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset folder (ultralytics layout + data.yaml).")
+@click.option("--gsd", type=click.FloatRange(min=0.05, max=2.0), default=0.3, show_default=True,
+              help="Ground sample distance (m) of the chips: the model's.")
+@click.option("--chip", type=click.IntRange(min=32), default=320, show_default=True,
+              help="Chip side in pixels: the model's.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, chip: int, seed: int) -> None:
+    """Training chips from labelled GeoTIFFs: IMAGES plus car polygons digitised e.g. in QGIS."""
+    from railwatch.training.labels import export_from_labels
+
+    yml = export_from_labels(list(images), labels, out, gsd=gsd, chip=chip, seed=seed)
+    click.echo(f"wrote {yml}; train with: railwatch train --data {out} --from models --out NEW_MODEL")

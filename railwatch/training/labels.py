@@ -110,7 +110,7 @@ def export_from_labels(
     for split in ("train", "val"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-    n_val_images = round(len(images) * val_fraction) if len(images) > 1 else 0
+    n_val_images = max(1, round(len(images) * val_fraction)) if len(images) > 1 else 0
     val_images = set(rng.permutation(len(images))[:n_val_images].tolist())
     written = {"train": 0, "val": 0}
     used_cars = 0
