@@ -84,6 +84,15 @@ _NAME_DATE = re.compile(
 )
 
 
+def _datetime(m: re.Match[str], microsecond: int = 0) -> datetime:
+    """A UTC datetime from a match with groups y, mo, d and optional h, mi, s."""
+    return datetime(
+        int(m.group("y")), int(m.group("mo")), int(m.group("d")),
+        int(m.group("h") or 0), int(m.group("mi") or 0), int(m.group("s") or 0),
+        microsecond, tzinfo=UTC,
+    )
+
+
 def parse_datetime(text: str) -> datetime | None:
     """Parse an ISO-8601-like or TIFF (``YYYY:MM:DD HH:MM:SS``) time; naive times are UTC."""
     m = _ISOISH.match(text)
@@ -91,15 +100,7 @@ def parse_datetime(text: str) -> datetime | None:
         return None
     try:
         frac = (m.group("f") or "0")[:6].ljust(6, "0")
-        dt = datetime(
-            int(m.group("y")),
-            int(m.group("mo")),
-            int(m.group("d")),
-            int(m.group("h") or 0),
-            int(m.group("mi") or 0),
-            int(m.group("s") or 0),
-            int(frac),
-        )
+        dt = _datetime(m, int(frac)).replace(tzinfo=None)
     except ValueError:
         return None
     tz = (m.group("tz") or "").upper()
@@ -142,15 +143,7 @@ def from_file_name(image: Path) -> Acquisition | None:
     """A date (``YYYYMMDD`` or ``YYYY-MM-DD``, optionally with a time) in the file name; UTC."""
     for m in _NAME_DATE.finditer(image.stem):
         try:
-            dt = datetime(
-                int(m.group("y")),
-                int(m.group("mo")),
-                int(m.group("d")),
-                int(m.group("h") or 0),
-                int(m.group("mi") or 0),
-                int(m.group("s") or 0),
-                tzinfo=UTC,
-            )
+            dt = _datetime(m)
         except ValueError:
             continue
         return Acquisition(dt, TimeSource.FILE_NAME, m.group(0))

@@ -8,12 +8,9 @@ from pathlib import Path
 import click
 
 from railwatch.acquisition import TimeSource
-from railwatch.cli.options import model_options, site_or_footprint
-from railwatch.errors import SceneError
+from railwatch.cli.options import model_options, observe_image
 from railwatch.grid import SiteGrid
-from railwatch.observation import observe_scene
 from railwatch.quicklook import quicklook, save_png
-from railwatch.scene import open_scene
 from railwatch.site import AreaKind
 
 
@@ -33,13 +30,10 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path, **model_k
     features: list[dict[str, object]] = []
     used = 0
     for image in images:
-        try:
-            site = site_or_footprint(site_name, image)
-            scene = open_scene(image, site.crs, site.aoi_local, require_time=False)
-            obs = observe_scene(scene, site, detector)
-        except SceneError as exc:
-            click.echo(f"{exc.path}: {exc.reason}: {exc.message}", err=True)
+        observed = observe_image(site_name, image, detector)
+        if observed is None:
             continue
+        site, scene, obs = observed
         used += 1
         dets = obs.detections
         acq = scene.acquisition

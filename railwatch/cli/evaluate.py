@@ -9,11 +9,9 @@ import click
 import numpy as np
 from shapely.geometry import shape
 
-from railwatch.cli.options import build_detector, model_options, site_or_footprint
-from railwatch.errors import RailwatchError, SceneError
+from railwatch.cli.options import build_detector, model_options, observe_image
+from railwatch.errors import RailwatchError
 from railwatch.manifest import CLASSES
-from railwatch.observation import observe_scene
-from railwatch.scene import open_scene
 
 
 def truth_for(image: Path, truth: Path) -> list[dict[str, object]]:
@@ -48,13 +46,10 @@ def evaluate(images: tuple[Path, ...], truth: Path, site_name: str | None, out: 
     detector = build_detector(**model_kw)  # type: ignore[arg-type]
     per_scene: dict[float, list[Evaluation]] = {0.5: [], 0.3: []}
     for image in images:
-        try:
-            site = site_or_footprint(site_name, image)
-            scene = open_scene(image, site.crs, site.aoi_local, require_time=False)
-            obs = observe_scene(scene, site, detector)
-        except SceneError as exc:
-            click.echo(f"{exc.path}: {exc.reason}: {exc.message}", err=True)
+        observed = observe_image(site_name, image, detector)
+        if observed is None:
             continue
+        site, scene, obs = observed
         region = site.counting_region().intersection(scene.footprint)
         corners, classes = [], []
         for f in truth_for(image, truth):

@@ -13,6 +13,8 @@ from railwatch.site import Site, load_site, site_for_footprint
 
 if TYPE_CHECKING:
     from railwatch.detector import Detector
+    from railwatch.observation import Observation
+    from railwatch.scene import Scene
 
 site_option = click.option(
     "--site",
@@ -47,3 +49,21 @@ def site_or_footprint(site_name: str | None, image: Path) -> Site:
     if site_name:
         return load_site(site_name)
     return site_for_footprint(image.stem, footprint_lonlat(image))
+
+
+def observe_image(
+    site_name: str | None, image: Path, detector: Detector
+) -> tuple[Site, Scene, Observation] | None:
+    """Open and observe one image for ``detect``/``evaluate`` (time not required); a refused
+    scene is one line on stderr and ``None``."""
+    from railwatch.errors import SceneError
+    from railwatch.observation import observe_scene
+    from railwatch.scene import open_scene
+
+    try:
+        site = site_or_footprint(site_name, image)
+        scene = open_scene(image, site.crs, site.aoi_local, require_time=False)
+        return site, scene, observe_scene(scene, site, detector)
+    except SceneError as exc:
+        click.echo(f"{exc.path}: {exc.reason}: {exc.message}", err=True)
+        return None
