@@ -125,16 +125,18 @@ def run_batch(
     site: Site,
     detector: DetectorLike,
     store: Store,
-    model: ModelRecord,
+    model: ModelRecord | None = None,
     settings: BatchSettings | None = None,
     say: Callable[[str], None] = _stderr_line,
 ) -> BatchSummary:
     """Count every scene of ``inputs`` not yet in the store; see the module docstring.
 
-    ``model`` describes the detector's model for the store (its sha256 must be the detector's).
-    ``say`` receives one line per rejected scene (default: stderr, above the progress bar).
+    ``model`` describes the detector's model for the store (its sha256 must be the detector's;
+    default: :meth:`ModelRecord.describing` the detector). ``say`` receives one line per
+    rejected scene (default: stderr, above the progress bar).
     """
     s = settings or BatchSettings()
+    model = model or ModelRecord.describing(detector)
     if model.sha256 != detector.model_sha256:
         raise ValueError("the model record does not describe this detector (sha256 differs)")
     paths = find_images(inputs)

@@ -18,11 +18,19 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as PolygonPatch
 from matplotlib.transforms import blended_transform_factory
 
+from railwatch.comparison import Comparison
 from railwatch.manifest import CLASSES
 from railwatch.quicklook import CLASS_COLOURS
 from railwatch.reported import ANY, Quantity, ReportedFigure
 
-__all__ = ["class_colours", "quicklook_figure", "snapshot_figure", "weekly_figure", "zone_colours"]
+__all__ = [
+    "class_colours",
+    "quicklook_figure",
+    "snapshot_figure",
+    "snapshot_vs_week_figure",
+    "weekly_figure",
+    "zone_colours",
+]
 
 _ZONE_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 
@@ -55,14 +63,17 @@ def weekly_figure(
     zones: Sequence[str],
     reported: Sequence[ReportedFigure] = (),
     classes: Sequence[str] | None = None,
+    comparisons: Sequence[Comparison] = (),
 ) -> Figure:
     """Per class: the weekly estimate with its 90% interval and the weekly peak, per zone.
 
     Reported figures within the period of the series are marked at their dates (★ snapshot,
-    ◆ weekly) with their qualifier's range; figures for "any rail car" get a panel of their own
-    with the estimates summed over classes. Figures outside the period are only counted.
+    ◆ weekly) with their qualifier's range, and labelled with their verdict when
+    ``comparisons`` holds one; figures for "any rail car" get a panel of their own with the
+    estimates summed over classes. Figures outside the period are only counted.
     """
     colours = zone_colours(zones)
+    verdicts = {c.figure: c.verdict.value.replace("_", " ") for c in comparisons}
     starts = pd.to_datetime(weekly["week_start"])
     t0 = starts.min() - pd.Timedelta(days=1)
     t1 = starts.max() + pd.Timedelta(days=8)
@@ -111,6 +122,9 @@ def weekly_figure(
             ax.errorbar([x], [f.count], yerr=[[f.count - lo], [hi_plot - f.count]], fmt=marker,
                         color=c, mec="black", ms=11, capsize=4,
                         label=f"reported {f.quantity.value} ({f.qualifier.value}), {f.zone}")
+            if f in verdicts:
+                ax.annotate(verdicts[f], (x, f.count), xytext=(7, 7), textcoords="offset points",
+                            fontsize=8, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
         title = "any rail car (classes summed)" if cls == ANY else cls
         ax.set_title(f"{title}: weekly series")
         ax.set_ylabel("rail cars")
@@ -155,6 +169,70 @@ def snapshot_figure(frames: pd.DataFrame, zones: Sequence[str]) -> Figure:
         ax.set_ylim(bottom=0)
         _date_axis(ax)
         ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def snapshot_vs_week_figure(
+    frames: pd.DataFrame,
+    weekly: pd.DataFrame,
+    zone: str,
+    class_name: str,
+    week: str,
+    zones: Sequence[str] = (),
+    reported: Sequence[ReportedFigure] = (),
+) -> Figure:
+    """One zone, class and ISO week (``"2023-W40"``): each scene's snapshot count against the
+    week's estimate of unique cars with its 90% interval, and the week's peak.
+
+    Shows why a snapshot figure is compared with the nearest scene and a weekly figure with the
+    estimate: cars come and go within a week, so the unique cars exceed any one snapshot.
+    Reported figures of the zone and class dated in the week are marked (★ snapshot, ◆ weekly).
+    """
+    row = weekly[(weekly["week"] == week) & (weekly["zone"] == zone) & (weekly["class"] == class_name)]
+    if row.empty:
+        raise KeyError(f"no weekly row for {week}, zone {zone!r}, class {class_name!r}")
+    w = row.iloc[0]
+    start = pd.Timestamp(w["week_start"])
+    start = start.tz_localize("UTC") if start.tzinfo is None else start
+    end = start + pd.Timedelta(days=7)
+    colour = zone_colours(list(zones) or [zone]).get(zone, _ZONE_PALETTE[0])
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    ax = fig.subplots()
+    if pd.notna(w["estimate"]):
+        high = float(w["high"]) if pd.notna(w["high"]) else float(w["estimate"])
+        ax.fill_between([start, end], [float(w["low"])] * 2, [high] * 2, color=colour, alpha=0.18,
+                        label=f"weekly estimate, 90% interval ({w['low']:.0f}–{high:.0f})")
+        ax.hlines(float(w["estimate"]), start, end, colors=colour, lw=2,
+                  label=f"weekly estimate of unique cars ({w['estimate']:.0f})")
+    if pd.notna(w["peak"]):
+        ax.hlines(float(w["peak"]), start, end, colors="black", linestyles="--", lw=1,
+                  label=f"weekly peak snapshot ({w['peak']:.0f})")
+    f = frames[(frames["zone"] == zone) & (frames["class"] == class_name)]
+    t = pd.to_datetime(f["acquired"], utc=True)
+    f = f[(t >= start - pd.Timedelta(days=3)) & (t < end + pd.Timedelta(days=3))]
+    t = pd.to_datetime(f["acquired"], utc=True)
+    seen = f["count"].notna()
+    ax.plot(t[seen], f["count"][seen], "o", color=colour, mec="black", ms=8,
+            label="snapshot: detector count in one scene")
+    top = float(np.nanmax([w["high"], w["peak"], f["count"].max(), 1.0]))
+    for fig_ in reported:
+        if fig_.zone != zone or fig_.class_name != class_name:
+            continue
+        x = pd.Timestamp(fig_.end).tz_localize("UTC") + pd.Timedelta(hours=12)
+        if not start - pd.Timedelta(days=3) <= x < end + pd.Timedelta(days=3):
+            continue
+        marker = "*" if fig_.quantity is Quantity.SNAPSHOT else "D"
+        ax.plot([x], [fig_.count], marker, color="gold", mec="black", ms=16,
+                label=f"reported {fig_.quantity.value}: {fig_.qualifier.value} {fig_.count:g}")
+        top = max(top, fig_.count)
+    ax.axvspan(start, end, color="grey", alpha=0.06, lw=0)
+    ax.set_xlim(start - pd.Timedelta(days=3), end + pd.Timedelta(days=3))
+    ax.set_ylim(0, top * 1.15)
+    ax.set_title(f"{zone}, {class_name}: snapshots against the weekly estimate, {week} (shaded)")
+    ax.set_xlabel("acquisition time (UTC)")
+    ax.set_ylabel("rail cars")
+    _date_axis(ax)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

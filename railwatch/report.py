@@ -39,7 +39,7 @@ from railwatch.store import ModelRecord, RejectionRecord, RunRecord, SceneRecord
 from railwatch.tile import PixelWindow
 
 __all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
-           "write_report"]
+           "scene_quicklook", "write_report"]
 
 _MARGIN_M = 30.0
 
@@ -145,7 +145,8 @@ def write_report(
     ).to_csv(out / "rejected.csv", index=False)
     plots: list[tuple[str, str]] = []
     if not tables.frames.empty:
-        _save(weekly_figure(tables.weekly, inputs.zones, inputs.figures), out / "weekly.png")
+        _save(weekly_figure(tables.weekly, inputs.zones, inputs.figures, comparisons=tables.comparisons),
+                  out / "weekly.png")
         _save(snapshot_figure(tables.frames, inputs.zones), out / "snapshots.png")
         plots = [("Weekly series", "weekly.png"), ("Per-scene snapshot counts", "snapshots.png")]
     quicklooks, skipped = (_quicklooks(out, inputs, tables, s) if s.quicklooks else ([], []))
@@ -195,47 +196,54 @@ def _quicklooks(
     out: Path, inputs: ReportInputs, tables: ReportTables, s: ReportSettings
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """PNG of the scene compared with each figure (those observed), around the figure's zone."""
-    by_name = {r.name: r for r in inputs.records if r.status == "counted"}
-    counted = {c.scene: c for c in inputs.scenes}
-    areas = {a.name: a.geometry for a in inputs.site.counting_areas() if a.kind is AreaKind.ZONE}
+    counted = {r.name for r in inputs.records if r.status == "counted"}
     done: dict[tuple[str, str], str] = {}
     made, skipped = [], []
     for comp in tables.comparisons:
-        if (comp.verdict is Verdict.NOT_OBSERVED or comp.scene not in by_name
+        if (comp.verdict is Verdict.NOT_OBSERVED or comp.scene not in counted
                 or (comp.scene, comp.figure.zone) in done):
             continue
-        rec, zone = by_name[comp.scene], comp.figure.zone
-        geom = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]
-        name = f"quicklook_{Path(rec.name).stem}_{zone}.png"
+        zone = comp.figure.zone
+        name = f"quicklook_{Path(comp.scene).stem}_{zone}.png"
         try:
-            fig = _quicklook(rec, counted[rec.name], geom, areas, inputs.site, s)
+            fig = scene_quicklook(inputs, comp.scene, zone, s.quicklook_max_side)
         except (SceneError, OSError) as exc:
-            skipped.append(f"{rec.name}: {exc}")
+            skipped.append(f"{comp.scene}: {exc}")
             continue
         _save(fig, out / name)
         done[(comp.scene, zone)] = name
-        made.append((f"{rec.name}, zone {zone} (nearest scene to the figure of "
+        made.append((f"{comp.scene}, zone {zone} (nearest scene to the figure of "
                      f"{comp.figure.date_label})", name))
     return made, skipped
 
 
-def _quicklook(
-    rec: SceneRecord,
-    counted: CountedScene,
-    geom: shapely.Geometry,
-    areas: dict[str, shapely.Geometry],
-    site: Site,
-    s: ReportSettings,
+def scene_quicklook(
+    inputs: ReportInputs, scene: str, zone: str = ANY, max_side: int = 1600
 ) -> Figure:
+    """A counted scene around one zone (``ANY``: all zones) with its detections drawn.
+
+    Reads the pixels from where the store last saw the scene file; raises ``OSError`` when it
+    has moved, ``KeyError`` for a scene or zone the inputs do not hold.
+    """
+    rec = next((r for r in inputs.records if r.name == scene and r.status == "counted"), None)
+    counted = next((c for c in inputs.scenes if c.scene == scene), None)
+    if rec is None or counted is None:
+        names = ", ".join(sorted(c.scene for c in inputs.scenes)) or "none"
+        raise KeyError(f"{scene!r} is not a counted scene of this store (counted: {names})")
+    areas = {a.name: a.geometry for a in inputs.site.counting_areas() if a.kind is AreaKind.ZONE}
+    if zone != ANY and zone not in areas:
+        raise KeyError(f"zone {zone!r} is not one of {', '.join(areas)} or {ANY!r}")
+    geom = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]
     path = Path(rec.path)
     if not path.is_file():
         raise OSError(f"not found at {path} (moved since it was counted)")
-    scene = open_scene(path, site.crs, site.aoi_local)
+    site = inputs.site
+    scene_ = open_scene(path, site.crs, site.aoi_local)
     minx, miny, maxx, maxy = geom.buffer(_MARGIN_M).bounds
-    gsd = max(rec.gsd or 0.5, max(maxx - minx, maxy - miny) / s.quicklook_max_side)
+    gsd = max(rec.gsd or 0.5, max(maxx - minx, maxy - miny) / max_side)
     grid = SiteGrid.covering(shapely.box(minx, miny, maxx, maxy), site.crs, gsd)
     whole = PixelWindow(0, 0, grid.rows, grid.cols)
-    tile = next(read_tiles(scene, grid, [GridWindow(whole, whole)]))
+    tile = next(read_tiles(scene_, grid, [GridWindow(whole, whole)]))
     rgb = tile.array.copy()
     rgb[:, ~tile.valid] = 40
     x0, y0, x1, y1 = grid.window_bounds(whole)

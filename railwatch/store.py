@@ -152,6 +152,16 @@ class ModelRecord:
         """A model with no measured accuracy: precision and recall taken as 1."""
         return cls(sha256, name, {c: ClassMetrics(1.0, 1.0) for c in CLASSES})
 
+    @classmethod
+    def describing(cls, detector: object) -> ModelRecord:
+        """The record of a detector's model: its manifest's name and measured accuracy, or
+        :meth:`unmeasured` for a detector without a manifest."""
+        sha256 = str(getattr(detector, "model_sha256", ""))
+        manifest = getattr(detector, "manifest", None)
+        if manifest is None:
+            return cls.unmeasured(sha256)
+        return cls(sha256, manifest.name, manifest.class_metrics())
+
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:

@@ -54,11 +54,7 @@ def count(
         raise click.BadParameter(str(exc), param_hint="--reported") from exc
     site = load_site(site_name)
     detector = build_detector(**model_kw)  # type: ignore[arg-type]
-    manifest = getattr(detector, "manifest", None)
-    model = (
-        ModelRecord(detector.model_sha256, manifest.name, manifest.class_metrics())
-        if manifest is not None else ModelRecord.unmeasured(detector.model_sha256)
-    )
+    model = ModelRecord.describing(detector)
     with Store(db or out / DEFAULT_STORE_NAME) as store:
         summary = run_batch(
             list(images), site, detector, store, model,

@@ -6,26 +6,8 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
-from shapely.geometry import shape
 
-from railwatch.cli.options import build_detector, model_options, observe_image
-from railwatch.errors import RailwatchError
-from railwatch.manifest import CLASSES
-
-
-def truth_for(image: Path, truth: Path) -> list[dict[str, object]]:
-    """Truth features for one image: ``truth`` is a GeoJSON (features with a ``scene`` property
-    are matched by file name; features without one apply to every image) or a folder of
-    per-scene ``<stem>.geojson`` files (as the simulator writes)."""
-    path = truth / f"{image.stem}.geojson" if truth.is_dir() else truth
-    if not path.is_file():
-        raise RailwatchError(f"{path}: no truth for {image.name}")
-    try:
-        features = json.loads(path.read_text())["features"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise RailwatchError(f"{path}: not a GeoJSON FeatureCollection ({exc})") from exc
-    return [f for f in features if f.get("properties", {}).get("scene") in (None, image.name)]
+from railwatch.cli.options import build_detector, model_options
 
 
 @click.command("evaluate")
@@ -41,33 +23,12 @@ def truth_for(image: Path, truth: Path) -> list[dict[str, object]]:
 def evaluate(images: tuple[Path, ...], truth: Path, site_name: str | None, out: Path | None,
              **model_kw: object) -> None:
     """Score the detector on IMAGES at rotated IoU 0.5 and 0.3, per scene and overall."""
-    from railwatch.training.evaluate import Evaluation, evaluate_scene, markdown_table, merge_evaluations
+    from railwatch.training.evaluate import markdown_table, merge_evaluations
+    from railwatch.training.scene_scores import score_images
 
     detector = build_detector(**model_kw)  # type: ignore[arg-type]
-    per_scene: dict[float, list[Evaluation]] = {0.5: [], 0.3: []}
-    for image in images:
-        observed = observe_image(site_name, image, detector)
-        if observed is None:
-            continue
-        site, scene, obs = observed
-        region = site.counting_region().intersection(scene.footprint)
-        corners, classes = [], []
-        for f in truth_for(image, truth):
-            props = f.get("properties", {})
-            if props.get("under_cloud") or props.get("class") not in CLASSES:
-                continue
-            poly = site.to_local(shape(f["geometry"]))
-            if not region.contains(poly.centroid):
-                continue
-            corners.append(np.asarray(poly.minimum_rotated_rectangle.exterior.coords)[:4])
-            classes.append(CLASSES.index(props["class"]))
-        tc = np.asarray(corners).reshape(-1, 4, 2)
-        tk = np.asarray(classes, dtype=np.int64)
-        d = obs.detections
-        for iou, found in per_scene.items():
-            found.append(
-                evaluate_scene(scene.name, d.corners, d.class_id, d.confidence, tc, tk, iou)
-            )
+    per_scene = score_images(list(images), truth, detector, site_name, (0.5, 0.3),
+                             say=lambda m: click.echo(m, err=True))
     if not per_scene[0.5]:
         raise SystemExit(1)
     tables = []

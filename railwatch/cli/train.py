@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import fields
@@ -60,7 +61,7 @@ def train(
     Progress and an ETA are printed each epoch. A run killed at any point continues with
     `railwatch train --out OUT --resume`.
     """
-    from railwatch.training.fit import SETTINGS_FILE, TrainSettings, fit, package_model
+    from railwatch.training.fit import SETTINGS_FILE, TrainSettings, train_model
 
     if background:
         out.mkdir(parents=True, exist_ok=True)
@@ -102,31 +103,14 @@ def train(
             epochs=epochs, imgsz=imgsz, gsd=gsd, batch=batch, seed=seed, workers=workers, device=device,
             hours=hours,
         )
-    best = fit(settings, resume=resume, progress=lambda m: click.echo(m, err=True))
-    click.echo(f"measuring {best} on the validation chips ...", err=True)
-    accuracy = measure(best, settings)
-    manifest = package_model(best, settings, accuracy, extra_training={"simulated_chips": n_simulated})
+    manifest = train_model(
+        settings, resume=resume, progress=lambda m: click.echo(m, err=True),
+        command=shlex.join(["railwatch", *sys.argv[1:]]),
+        extra_training={"simulated_chips": n_simulated},
+    )
+    accuracy = manifest.accuracy
     any_class = accuracy.get("any_class", {})
     click.echo(
         f"model written to {manifest.folder} (conf {accuracy.get('conf')}, val F1 {any_class.get('f1')}); "
         f"use it with --model {manifest.folder}"
     )
-
-
-def measure(weights: Path, settings: object) -> dict[str, object]:
-    """Accuracy on the datasets' validation chips with the threshold tuned there."""
-    from railwatch.detector import TorchBackend
-    from railwatch.training.fit import TrainSettings
-    from railwatch.training.tune import predict_val_chips, tune_threshold
-
-    if not isinstance(settings, TrainSettings):
-        raise TypeError("settings must be TrainSettings")
-    val_dirs = []
-    for d in settings.datasets:
-        doc = yaml.safe_load((Path(d) / "data.yaml").read_text())
-        root = Path(doc.get("path") or d)
-        vals = doc["val"] if isinstance(doc["val"], list) else [doc["val"]]
-        val_dirs.extend(root / v for v in vals)
-    preds = predict_val_chips(TorchBackend(weights, settings.imgsz), val_dirs, settings.imgsz)
-    _, accuracy = tune_threshold(preds)
-    return accuracy

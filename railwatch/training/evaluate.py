@@ -7,11 +7,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from railwatch.manifest import CLASSES
 from railwatch.obb import rotated_iou
 
-__all__ = ["ClassScore", "Evaluation", "evaluate_scene", "match_boxes", "merge_evaluations"]
+__all__ = [
+    "ClassScore",
+    "Evaluation",
+    "evaluate_scene",
+    "evaluation_table",
+    "markdown_table",
+    "match_boxes",
+    "merge_evaluations",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +151,18 @@ def markdown_table(evaluations: Sequence[Evaluation]) -> str:
                 f"{s.f1:.3f} | {s.n_true} | {s.n_pred} | {s.count_error:+.1%} |"
             )
     return "\n".join(lines)
+
+
+def evaluation_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
+    """The rows of :func:`markdown_table` as a DataFrame (numbers, not text), classes with no
+    car on either side left out; ``class`` "any rail car" ignores the class."""
+    rows = []
+    for ev in evaluations:
+        for cls, s in [*ev.per_class.items(), ("any rail car", ev.any_class)]:
+            if s.n_true == 0 and s.n_pred == 0:
+                continue
+            rows.append({"set": ev.name, "iou": ev.iou, "class": cls, "precision": s.precision,
+                         "recall": s.recall, "f1": s.f1, "true": s.n_true, "predicted": s.n_pred,
+                         "count_error": s.count_error})
+    return pd.DataFrame(rows, columns=["set", "iou", "class", "precision", "recall", "f1", "true",
+                                       "predicted", "count_error"])

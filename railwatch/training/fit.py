@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
-import shlex
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +25,7 @@ from railwatch import __version__
 from railwatch.errors import RailwatchError
 from railwatch.manifest import CLASSES, ModelManifest, sha256_file
 
-__all__ = ["TrainSettings", "combined_data_yaml", "fit", "package_model"]
+__all__ = ["TrainSettings", "combined_data_yaml", "fit", "package_model", "train_model"]
 
 WEIGHTS = "railcar-obb.pt"
 ONNX = "railcar-obb.onnx"
@@ -177,6 +175,23 @@ def fit(
     return best if best.is_file() else last
 
 
+def train_model(
+    settings: TrainSettings,
+    resume: bool = False,
+    progress: Callable[[str], None] = print,
+    command: str | None = None,
+    extra_training: dict[str, Any] | None = None,
+) -> ModelManifest:
+    """Fit (or resume), measure on the validation chips with a tuned threshold, and write the
+    model folder ``settings.out``: all of ``railwatch train`` as one call."""
+    from railwatch.training.tune import measure_on_val
+
+    best = fit(settings, resume=resume, progress=progress)
+    progress(f"measuring {best} on the validation chips ...")
+    accuracy = measure_on_val(best, settings.datasets, settings.imgsz)
+    return package_model(best, settings, accuracy, extra_training=extra_training, command=command)
+
+
 def _auto_device() -> str:
     import torch
 
@@ -189,8 +204,13 @@ def package_model(
     accuracy: dict[str, Any],
     name: str = "railcar-obb",
     extra_training: dict[str, Any] | None = None,
+    command: str | None = None,
 ) -> ModelManifest:
-    """Copy the weights into the model folder, export ONNX, hash both, write the manifest."""
+    """Copy the weights into the model folder, export ONNX, hash both, write the manifest.
+
+    ``command`` is the command line that trained it (default: the Python API, whose settings
+    the manifest holds in full).
+    """
     from railwatch.offline import import_ultralytics
 
     ultralytics = import_ultralytics()
@@ -216,7 +236,7 @@ def package_model(
             "onnx": {"path": ONNX, "sha256": sha256_file(onnx)},
         },
         "training": {
-            "command": shlex.join(["railwatch", *sys.argv[1:]]) if sys.argv else "",
+            "command": command or "railwatch.training.fit.train_model (Python API; settings below)",
             "settings": asdict(settings),
             "railwatch": __version__,
             "ultralytics": ultralytics.__version__,

@@ -13,7 +13,7 @@ from railwatch.detector import Backend
 from railwatch.obb import xywhr_to_corners
 from railwatch.training.evaluate import Evaluation, evaluate_scene, merge_evaluations
 
-__all__ = ["ChipPredictions", "predict_val_chips", "tune_threshold"]
+__all__ = ["ChipPredictions", "measure_on_val", "predict_val_chips", "tune_threshold"]
 
 THRESHOLDS = tuple(np.round(np.arange(0.10, 0.80, 0.05), 2))
 
@@ -94,3 +94,21 @@ def tune_threshold(preds: Sequence[ChipPredictions]) -> tuple[float, dict[str, A
         **at50.as_dict(),
         "at_iou_0.3": at30.as_dict(),
     }
+
+
+def measure_on_val(weights: Path, datasets: Sequence[str | Path], size: int) -> dict[str, Any]:
+    """Accuracy of ``weights`` on the datasets' validation chips, at the threshold tuned there
+    (the ``accuracy`` block of a manifest)."""
+    import yaml
+
+    from railwatch.detector import TorchBackend
+
+    val_dirs = []
+    for d in datasets:
+        doc = yaml.safe_load((Path(d) / "data.yaml").read_text())
+        root = Path(doc.get("path") or d)
+        vals = doc["val"] if isinstance(doc["val"], list) else [doc["val"]]
+        val_dirs.extend(root / v for v in vals)
+    preds = predict_val_chips(TorchBackend(weights, size), val_dirs, size)
+    _, accuracy = tune_threshold(preds)
+    return accuracy
