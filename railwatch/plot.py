@@ -35,6 +35,9 @@ __all__ = [
 _ZONE_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 
 
+_QUALIFIER_SIGN = {"approximately": "≈", "at_least": "≥", "at_most": "≤", "up_to": "≤"}
+
+
 def zone_colours(zones: Sequence[str]) -> dict[str, str]:
     """A fixed colour per zone, in the site's zone order."""
     return {z: _ZONE_PALETTE[i % len(_ZONE_PALETTE)] for i, z in enumerate(zones)}
@@ -108,6 +111,7 @@ def weekly_figure(
                 ax.plot(mid, z["peak"], "v", color=c, mfc="white", ms=8,
                         label=f"{zone}: peak snapshot of the week")
         stacked: dict[pd.Timestamp, int] = {}
+        notes: dict[pd.Timestamp, list[tuple[float, str]]] = {}
         for f in in_period:
             if f.class_name != cls:
                 continue
@@ -115,6 +119,9 @@ def weekly_figure(
             # A range is drawn at its last day inside the period; figures of one date side by side.
             x = max(t0, min(t1, pd.Timestamp(f.end) + pd.Timedelta(hours=12)))
             stacked[x] = stacked.get(x, -1) + 1
+            if f in verdicts:  # one label per date: "≈ 73: consistent", "≥ 73: …"
+                notes.setdefault(x, []).append(
+                    (f.count, f"{_QUALIFIER_SIGN[f.qualifier.value]} {f.count:g}: {verdicts[f]}"))
             x = x + pd.Timedelta(hours=10 * stacked[x])
             c = colours.get(f.zone, "black")
             marker = "*" if f.quantity is Quantity.SNAPSHOT else "D"
@@ -122,9 +129,10 @@ def weekly_figure(
             ax.errorbar([x], [f.count], yerr=[[f.count - lo], [hi_plot - f.count]], fmt=marker,
                         color=c, mec="black", ms=11, capsize=4,
                         label=f"reported {f.quantity.value} ({f.qualifier.value}), {f.zone}")
-            if f in verdicts:
-                ax.annotate(verdicts[f], (x, f.count), xytext=(7, 7), textcoords="offset points",
-                            fontsize=8, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
+        for x, lines in notes.items():
+            ax.annotate("\n".join(text for _, text in lines), (x, max(n for n, _ in lines)),
+                        xytext=(-12, 12), textcoords="offset points", ha="right", va="bottom",
+                        fontsize=7, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85})
         title = "any rail car (classes summed)" if cls == ANY else cls
         ax.set_title(f"{title}: weekly series")
         ax.set_ylabel("rail cars")

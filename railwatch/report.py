@@ -218,12 +218,18 @@ def _quicklooks(
 
 
 def scene_quicklook(
-    inputs: ReportInputs, scene: str, zone: str = ANY, max_side: int = 1600
+    inputs: ReportInputs,
+    scene: str,
+    zone: str = ANY,
+    max_side: int = 1600,
+    window: tuple[float, float, float, float] | None = None,
 ) -> Figure:
     """A counted scene around one zone (``ANY``: all zones) with its detections drawn.
 
-    Reads the pixels from where the store last saw the scene file; raises ``OSError`` when it
-    has moved, ``KeyError`` for a scene or zone the inputs do not hold.
+    ``window`` ``(minx, miny, maxx, maxy)`` in metres of the site CRS zooms to that box instead
+    (at the scene's resolution up to ``max_side`` pixels). Reads the pixels from where the store
+    last saw the scene file; raises ``OSError`` when it has moved, ``KeyError`` for a scene or
+    zone the inputs do not hold.
     """
     rec = next((r for r in inputs.records if r.name == scene and r.status == "counted"), None)
     counted = next((c for c in inputs.scenes if c.scene == scene), None)
@@ -239,7 +245,9 @@ def scene_quicklook(
         raise OSError(f"not found at {path} (moved since it was counted)")
     site = inputs.site
     scene_ = open_scene(path, site.crs, site.aoi_local)
-    minx, miny, maxx, maxy = geom.buffer(_MARGIN_M).bounds
+    minx, miny, maxx, maxy = window or geom.buffer(_MARGIN_M).bounds
+    if not (maxx > minx and maxy > miny):
+        raise ValueError(f"window {window} is empty: give (minx, miny, maxx, maxy)")
     gsd = max(rec.gsd or 0.5, max(maxx - minx, maxy - miny) / max_side)
     grid = SiteGrid.covering(shapely.box(minx, miny, maxx, maxy), site.crs, gsd)
     whole = PixelWindow(0, 0, grid.rows, grid.cols)

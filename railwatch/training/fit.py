@@ -133,7 +133,7 @@ def fit(
         (out / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2))
         base = Path(settings.base)
         if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
-            base = ModelManifest.load(base).path_of("weights")
+            base = ModelManifest.load(base).verified_path("weights")  # a .pt is a pickle
         model = ultralytics.YOLO(str(base), task="obb")
     started = time.monotonic()
 
