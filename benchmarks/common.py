@@ -50,12 +50,16 @@ class Profile:
     """How big each benchmark runs: ``tiny`` (tests), ``quick`` (minutes) or ``full``.
 
     Boxes are ``(minx, miny, maxx, maxy)`` in the bundled site's local UTM metres; ``None`` is
-    the bounding box of the whole site AOI.
+    the bounding box of the whole site AOI. ``pipeline_sample`` is a file pattern in
+    ``sample_tiles/`` (the pipeline benchmark runs on those scenes), or ``None``: a simulated
+    scene of ``pipeline_box``. ``pipeline_repeats`` runs of each approach per scene.
     """
 
     name: str
     repeats: int
     pipeline_box: tuple[float, float, float, float] | None
+    pipeline_sample: str | None
+    pipeline_repeats: int
     runtime_chips: int
     runtime_batches: tuple[int, ...]
     scaling_sides: tuple[int, ...]
@@ -64,7 +68,7 @@ class Profile:
     matmul_n: int
 
     def __post_init__(self) -> None:
-        if self.repeats < 1 or self.runtime_chips < 1 or not self.runtime_batches:
+        if min(self.repeats, self.pipeline_repeats, self.runtime_chips) < 1 or not self.runtime_batches:
             raise ValueError("repeats and runtime_chips must be >= 1, with at least one batch size")
         if len(self.scaling_sides) < 2 or any(s < 64 for s in self.scaling_sides):
             raise ValueError("scaling needs at least two scene sides of >= 64 px")
@@ -80,15 +84,19 @@ _YARD_AREA = (631500.0, 4697300.0, 633100.0, 4698300.0)
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny", repeats=2, pipeline_box=(632150.0, 4697740.0, 632450.0, 4697900.0),
+        pipeline_sample=None, pipeline_repeats=2,
         runtime_chips=16, runtime_batches=(1, 8), scaling_sides=(256, 512),
         accuracy_box=(632200.0, 4697760.0, 632400.0, 4697880.0), accuracy_seeds=(0,), matmul_n=256,
     ),
     "quick": Profile(
-        name="quick", repeats=3, pipeline_box=_YARD_AREA, runtime_chips=64, runtime_batches=(1, 8, 32),
+        name="quick", repeats=3, pipeline_box=_YARD_AREA,
+        pipeline_sample="tumangang_khasan_20231005T0215Z.tif", pipeline_repeats=1, runtime_chips=64,
+        runtime_batches=(1, 8, 32),
         scaling_sides=(2000, 4000, 8000), accuracy_box=_YARD, accuracy_seeds=(0,), matmul_n=2048,
     ),
     "full": Profile(
-        name="full", repeats=5, pipeline_box=None, runtime_chips=128, runtime_batches=(1, 8, 32),
+        name="full", repeats=5, pipeline_box=None, pipeline_sample="*.tif", pipeline_repeats=1,
+        runtime_chips=128, runtime_batches=(1, 8, 32),
         scaling_sides=(2000, 8000, 20000), accuracy_box=_YARD, accuracy_seeds=(0, 1, 2), matmul_n=4096,
     ),
 }

@@ -1,32 +1,40 @@
 """The naive baseline: the model over every chip of the full frame, as SAHI slices an image.
 
-Same model and runtime, same chip size and overlap, same rule for boxes cut by an inner chip
-edge and the same rotated merge as railwatch's detector — the only difference is *which*
-chips are looked at (all of them, rather than those over the counting areas) and that the
-frame is read as it is, without the site grid, cloud mask or coverage. The scene must already
-be at the model's ground sample distance (benchmark scenes are rendered on the site grid).
+Same loaded model and runtime, same chip size and overlap, same batching, same rule for boxes
+cut by an inner chip edge and the same rotated merge as railwatch's detector (it *is*
+railwatch's detector, fed other tiles) — the only difference is *which* chips are looked at:
+all of them, over the scene's own frame resampled to the model's ground sample distance
+(bilinear, as an image is resized before slicing), read in strips one chip high. No site grid,
+no counting region, no valid mask, no cloud mask, no coverage.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
+from shapely.geometry import box
 
-from railwatch.chipplan import Chip, axis_starts
-from railwatch.detector import PAD_VALUE, Detector, _touches_inner_edge
-from railwatch.obb import merge_oriented, xywhr_to_corners
+from railwatch.chipplan import axis_starts
+from railwatch.detector import Detector
+from railwatch.tile import PixelWindow, Tile
 
-__all__ = ["FrameDetections", "detect_full_frame"]
+__all__ = ["FrameDetections", "detect_full_frame", "frame_chips"]
 
 
 @dataclass(frozen=True, slots=True)
 class FrameDetections:
-    """Merged boxes of a whole frame in map coordinates, and how many chips were looked at."""
+    """Merged boxes of a whole frame in the scene's map coordinates, and how many chips were seen."""
 
     corners: np.ndarray
     class_id: np.ndarray
@@ -34,58 +42,50 @@ class FrameDetections:
     chips: int
 
 
-def _strip_chips(strip: np.ndarray, cols: list[int], size: int) -> np.ndarray:
-    """Chips ``(n, size, size, 3)`` RGB starting at ``cols`` of a strip ``(3, h, width)``."""
-    _, h, width = strip.shape
-    out = np.full((len(cols), size, size, 3), PAD_VALUE, dtype=np.uint8)
-    for i, c in enumerate(cols):
-        c1 = min(c + size, width)
-        out[i, :h, : c1 - c] = strip[:, :, c:c1].transpose(1, 2, 0)
-    return out
+def _frame(src: rasterio.io.DatasetReader, gsd: float) -> tuple[Affine, int, int]:
+    """The scene's own frame resampled to ``gsd``: transform, rows, cols."""
+    scale = gsd / math.sqrt(abs(src.transform.determinant))
+    rows, cols = max(1, round(src.height / scale)), max(1, round(src.width / scale))
+    transform = src.transform @ Affine.scale(src.width / cols, src.height / rows)
+    return transform, rows, cols
+
+
+def frame_chips(path: Path, detector: Detector) -> int:
+    """Chips of the whole frame of ``path`` at the model's ground sample distance."""
+    layout = detector.chip_layout
+    with rasterio.open(path) as src:
+        _, rows, cols = _frame(src, detector.gsd)
+    return len(axis_starts(rows, layout.size, layout.overlap)) * len(axis_starts(cols, layout.size,
+                                                                              layout.overlap))
+
+
+def _strips(path: Path, detector: Detector) -> Iterator[Tile]:
+    layout = detector.chip_layout
+    size = layout.size
+    acquired = datetime(2000, 1, 1, tzinfo=UTC)  # not used by the detector
+    with rasterio.open(path) as src:
+        transform, rows, cols = _frame(src, detector.gsd)
+        starts = axis_starts(rows, size, layout.overlap)
+        splits = [0, *((a + b + size) // 2 for a, b in itertools.pairwise(starts)), rows]
+        with WarpedVRT(src, crs=src.crs, transform=transform, width=cols, height=rows,
+                       resampling=Resampling.bilinear) as vrt:
+            for i, r in enumerate(starts):
+                h = min(size, rows - r)
+                data = vrt.read([1, 2, 3], window=Window(0, r, cols, h))
+                yield Tile(
+                    array=np.ascontiguousarray(data, dtype=np.uint8),
+                    valid=np.ones((h, cols), dtype=bool),
+                    transform=transform @ Affine.translation(0, r),
+                    crs=src.crs,
+                    acquired=acquired,
+                    scene=path.name,
+                    core=PixelWindow(splits[i] - r, 0, splits[i + 1] - splits[i], cols),
+                )
 
 
 def detect_full_frame(path: Path, detector: Detector) -> FrameDetections:
-    """Every chip of the frame in ``path`` through ``detector``'s model, merged on rotated overlap."""
-    size = detector.manifest.chip
-    settings = detector.settings
+    """Every chip of the frame in ``path`` through ``detector``, merged on rotated overlap."""
     with rasterio.open(path) as src:
-        gsd = abs(src.transform.a)
-        if not math.isclose(gsd, detector.gsd, rel_tol=1e-3):
-            raise ValueError(
-                f"{path}: the baseline needs the scene at the model's {detector.gsd} m, not {gsd} m"
-            )
-        overlap = min(size - 1, math.ceil(settings.overlap_m / gsd))
-        rows, cols = src.height, src.width
-        col_starts = axis_starts(cols, size, overlap)
-        corners, conf, cls = [], [], []
-        n_chips = 0
-        for r in axis_starts(rows, size, overlap):
-            h = min(size, rows - r)
-            strip = src.read([1, 2, 3], window=Window(0, r, cols, h))
-            pixels = _strip_chips(strip, col_starts, size)
-            n_chips += len(pixels)
-            for b in range(0, len(pixels), settings.batch):
-                batch = pixels[b : b + settings.batch]
-                found = detector.backend.predict(batch, detector.conf, settings.iou)
-                for c, boxes in zip(col_starts[b : b + settings.batch], found, strict=True):
-                    if len(boxes.confidence) == 0:
-                        continue
-                    px = xywhr_to_corners(boxes.xywhr)
-                    whole = ~_touches_inner_edge(px, Chip(r, c, size), (rows, cols))
-                    px = px[whole]
-                    px[..., 0] += c
-                    px[..., 1] += r
-                    corners.append(px)
-                    conf.append(boxes.confidence[whole])
-                    cls.append(boxes.class_id[whole])
-        transform = src.transform
-    if not corners:
-        return FrameDetections(np.zeros((0, 4, 2)), np.zeros(0, np.int64), np.zeros(0), n_chips)
-    px = np.concatenate(corners)
-    confidence = np.concatenate(conf)
-    class_id = np.concatenate(cls).astype(np.int64)
-    keep = merge_oriented(px, confidence, settings.iou)
-    px = px[keep]
-    x = transform.a * px[..., 0] + transform.b * px[..., 1] + transform.c
-    y = transform.d * px[..., 0] + transform.e * px[..., 1] + transform.f
-    return FrameDetections(np.stack([x, y], axis=-1), class_id[keep], confidence[keep], n_chips)
+        frame = box(*src.bounds)
+    found = detector.detect(_strips(path, detector), frame)
+    return FrameDetections(found.corners, found.class_id, found.confidence, frame_chips(path, detector))

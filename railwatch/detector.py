@@ -1,26 +1,29 @@
-"""The rail-car detector: an oriented-box YOLO model run over a chip plan of each tile.
+"""The rail-car detector: an oriented-box YOLO model run over the chips of a scene's tiles.
 
 Two runtimes behind one interface: ONNX Runtime (default; needs no torch at run time) and
 torch through ultralytics. The model folder's sha256 hashes are checked before anything is
-loaded. Detections are merged across chip seams on rotated overlap, then kept only when their
-centre lies in the tile's own core and in the counting region: each car is reported once.
+loaded. Chips of all tiles go through the model in full batches; boxes cut by a chip edge are
+dropped, the rest kept when centred in their tile's own core, merged across chip and tile seams
+on rotated overlap, and kept when centred in the counting region: each car is reported once.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import shapely
+from rasterio.crs import CRS
 from rasterio.features import rasterize
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.chipplan import Chip, plan_chips
+from railwatch.chipplan import Chip, ChipLayout, plan_chips
 from railwatch.detections import Detections
 from railwatch.errors import ModelError, RailwatchError
 from railwatch.manifest import CLASSES, ModelManifest, default_model_dir
@@ -35,6 +38,9 @@ CAR_OVERLAP_M = 24.0
 PAD_VALUE = 114
 #: A box reaching this close (pixels) to an inner chip edge is taken as cut by the chip.
 EDGE_MARGIN = 2.0
+#: A box counts in a tile when its centre lies this close (pixels) to the tile's core or inside
+#: it: a car on the line between two cores, seen whole by both, is kept by both and merged.
+CORE_SLACK = 4.0
 
 
 class Runtime(enum.StrEnum):
@@ -160,93 +166,147 @@ class Detector:
     def model_sha256(self) -> str:
         return self.manifest.sha256
 
+    @property
+    def chip_layout(self) -> ChipLayout:
+        """How this model's chips are laid on the grid (chip size, overlap of a car + margin)."""
+        size = self.manifest.chip
+        return ChipLayout(size, min(size - 1, math.ceil(self.settings.overlap_m / self.gsd)))
+
     def detect(self, tiles: Iterable[Tile], region: BaseGeometry) -> Detections:
-        """Cars whose centre lies in ``region`` (the tiles' CRS) on a valid pixel, each reported once."""
-        parts: list[Detections] = []
+        """Cars whose centre lies in ``region`` (the tiles' CRS) on a valid pixel, each reported once.
+
+        The tiles are windows of one grid whose cores do not overlap (as
+        :func:`~railwatch.chipplan.plan_region_windows` or :func:`~railwatch.grid.plan_windows`
+        make them). Chips are planned in each tile and run through the model in batches across
+        tiles. A box reaching a chip edge beyond which there is more to see (an inner chip edge, or
+        a tile edge past the tile's core) is a cut car and dropped: chips overlap by more than a
+        car, so another chip holds it whole. A box is kept when its centre lies in its tile's core
+        (give or take ``CORE_SLACK`` pixels) on a valid pixel; the boxes of all tiles are then
+        merged on rotated overlap, so a car seen whole by two chips is reported once.
+        """
+        region = shapely.normalize(region)
+        shapely.prepare(region)
+        found: list[_Boxes] = []
+        pending: list[tuple[Tile, Chip]] = []
         crs = None
         for tile in tiles:
             crs = tile.crs
-            parts.append(self.detect_tile(tile, region))
+            overlap = min(self.manifest.chip - 1, math.ceil(self.settings.overlap_m / tile.gsd))
+            wanted = _region_mask(tile, region) & tile.valid
+            for chip in plan_chips(wanted, self.manifest.chip, overlap):
+                pending.append((tile, chip))
+                if len(pending) == self.settings.batch:
+                    found.extend(self._run(pending))
+                    pending = []
         if crs is None:
             raise RailwatchError("no tile to detect in: the scene does not reach the counting areas")
-        return Detections.concat(parts, crs)
+        found.extend(self._run(pending))
+        return _merged(found, region, self.settings.iou, crs)
 
-    def detect_tile(self, tile: Tile, region: BaseGeometry) -> Detections:
-        size = self.manifest.chip
-        overlap = min(size - 1, int(np.ceil(self.settings.overlap_m / tile.gsd)))
-        half_car = int(np.ceil(0.5 * self.settings.overlap_m / tile.gsd))
-        wanted = _region_mask(tile, region.buffer(half_car * tile.gsd)) & tile.valid
-        chips = plan_chips(wanted, size, overlap)
-        corners, conf, cls = [], [], []
-        for batch in _batches(chips, self.settings.batch):
-            pixels = np.stack([_cut(tile, c) for c in batch])
-            for chip, boxes in zip(batch, self.backend.predict(pixels, self.conf, self.settings.iou),
-                                   strict=True):
-                if len(boxes.confidence) == 0:
-                    continue
-                c = xywhr_to_corners(boxes.xywhr)
-                whole = ~_touches_inner_edge(c, chip, tile.shape)
-                c = c[whole]
-                c[..., 0] += chip.col
-                c[..., 1] += chip.row
-                corners.append(c)
-                conf.append(boxes.confidence[whole])
-                cls.append(boxes.class_id[whole])
-        if not corners:
-            return Detections.empty(tile.crs)
-        px = np.concatenate(corners)
-        confidence = np.concatenate(conf)
-        class_id = np.concatenate(cls).astype(np.int64)
-        keep = merge_oriented(px, confidence, self.settings.iou)
-        px, confidence, class_id = px[keep], confidence[keep], class_id[keep]
-        centre = px.mean(axis=1)
-        core = tile.core
-        in_core = (
-            (centre[:, 1] >= core.row_off) & (centre[:, 1] < core.row_off + core.rows)
-            & (centre[:, 0] >= core.col_off) & (centre[:, 0] < core.col_off + core.cols)
-        )
-        rows, cols = tile.shape
-        r = np.clip(centre[:, 1].astype(np.int64), 0, rows - 1)
-        c = np.clip(centre[:, 0].astype(np.int64), 0, cols - 1)
-        in_core &= tile.valid[r, c]  # no detection on nodata or cloud
-        world = tile.pixels_to_map(px)
-        wc = world.mean(axis=1)
-        in_region = shapely.contains_xy(region, wc[:, 0], wc[:, 1])
-        keep_mask = in_core & in_region
-        n = int(keep_mask.sum())
-        return Detections(
-            world[keep_mask], class_id[keep_mask], confidence[keep_mask],
-            np.full(n, None, dtype=object), np.full(n, tile.scene, dtype=object), tile.crs,
-        )
+    def _run(self, batch: list[tuple[Tile, Chip]]) -> list[_Boxes]:
+        """One batch of chips through the model: the whole boxes centred in each tile's core."""
+        if not batch:
+            return []
+        pixels = np.stack([_cut(tile, chip) for tile, chip in batch])
+        out = []
+        for (tile, chip), boxes in zip(
+            batch, self.backend.predict(pixels, self.conf, self.settings.iou), strict=True
+        ):
+            if len(boxes.confidence) == 0:
+                continue
+            px = xywhr_to_corners(boxes.xywhr)
+            keep = ~_touches_cut_edge(px, chip, tile)
+            px = px[keep]
+            px[..., 0] += chip.col
+            px[..., 1] += chip.row
+            keep_own = _in_own_part(px.mean(axis=1), tile)
+            if not keep_own.any():
+                continue
+            out.append(_Boxes(tile.pixels_to_map(px[keep_own]), boxes.confidence[keep][keep_own],
+                              boxes.class_id[keep][keep_own].astype(np.int64), tile.scene))
+        return out
 
 
-def _touches_inner_edge(corners: np.ndarray, chip: Chip, tile_shape: tuple[int, int]) -> np.ndarray:
-    """Boxes (chip pixels) reaching within ``EDGE_MARGIN`` of a chip edge inside the tile.
+@dataclass(frozen=True, slots=True)
+class _Boxes:
+    """Boxes of one chip in map coordinates, before merging."""
 
-    Such a box is (probably) a car cut by the chip; chips overlap by more than a car, so the
-    neighbouring chip sees that car whole. Edges on the tile's border are not inner edges.
+    corners: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    scene: str
+
+
+def _merged(found: list[_Boxes], region: BaseGeometry, iou: float, crs: CRS) -> Detections:
+    """All chips' boxes merged on rotated overlap, kept when centred in ``region``."""
+    if not found:
+        return Detections.empty(crs)
+    world = np.concatenate([f.corners for f in found])
+    confidence = np.concatenate([f.confidence for f in found])
+    class_id = np.concatenate([f.class_id for f in found])
+    scene = np.concatenate([np.full(len(f.confidence), f.scene, dtype=object) for f in found])
+    origin = world[0, 0]  # merge near the origin: rotated overlap in small numbers
+    keep = merge_oriented(world - origin, confidence, iou)
+    world, confidence, class_id, scene = world[keep], confidence[keep], class_id[keep], scene[keep]
+    centre = world.mean(axis=1)
+    inside = shapely.contains_xy(region, centre[:, 0], centre[:, 1])
+    n = int(inside.sum())
+    return Detections(world[inside], class_id[inside], confidence[inside],
+                      np.full(n, None, dtype=object), scene[inside], crs)
+
+
+def _in_own_part(centre: np.ndarray, tile: Tile) -> np.ndarray:
+    """Box centres (tile pixels, (col, row)) in the tile's core (± ``CORE_SLACK``), on a valid pixel."""
+    core = tile.core
+    col, row = centre[:, 0], centre[:, 1]
+    s = CORE_SLACK
+    inside = (
+        (row >= core.row_off - s) & (row < core.row_off + core.rows + s)
+        & (col >= core.col_off - s) & (col < core.col_off + core.cols + s)
+    )
+    rows, cols = tile.shape
+    r = np.clip(row.astype(np.int64), 0, rows - 1)
+    c = np.clip(col.astype(np.int64), 0, cols - 1)
+    return inside & tile.valid[r, c]  # no detection on nodata or cloud
+
+
+def _touches_cut_edge(corners: np.ndarray, chip: Chip, tile: Tile) -> np.ndarray:
+    """Boxes (chip pixels) reaching within ``EDGE_MARGIN`` of an edge that may cut a car.
+
+    A chip's edge cuts when it lies inside the tile (another chip of the tile goes on), or on
+    the tile's border where the tile's core stops short of it (a neighbouring tile goes on).
+    Where the core reaches the tile's border (the grid's edge), nothing lies beyond: the box is
+    kept. A chip reaching past the tile's edge is cut by the tile's edge, not its own.
     """
-    rows, cols = tile_shape
+    rows, cols = tile.shape
+    core = tile.core
+    right = min(chip.size, cols - chip.col)  # the chip's visible extent
+    bottom = min(chip.size, rows - chip.row)
     lo = corners.min(axis=1)
     hi = corners.max(axis=1)
     m = EDGE_MARGIN
     touch = np.zeros(len(corners), dtype=bool)
-    if chip.col > 0:
+    if chip.col > 0 or core.col_off > 0:
         touch |= lo[:, 0] < m
-    if chip.row > 0:
+    if chip.row > 0 or core.row_off > 0:
         touch |= lo[:, 1] < m
-    if chip.col + chip.size < cols:
-        touch |= hi[:, 0] > chip.size - m
-    if chip.row + chip.size < rows:
-        touch |= hi[:, 1] > chip.size - m
+    if chip.col + right < cols or core.col_off + core.cols < cols:
+        touch |= hi[:, 0] > right - m
+    if chip.row + bottom < rows or core.row_off + core.rows < rows:
+        touch |= hi[:, 1] > bottom - m
     return touch
 
 
 def _region_mask(tile: Tile, region: BaseGeometry) -> np.ndarray:
-    if region.is_empty:
+    """Pixels of the tile touched by ``region`` (all touched: a car centred in the region is
+    never left out by rasterisation)."""
+    x0, y0, x1, y1 = tile.bounds
+    part = shapely.clip_by_rect(region, x0, y0, x1, y1)
+    if part.is_empty:
         return np.zeros(tile.shape, dtype=bool)
     return rasterize(
-        [(region, 1)], out_shape=tile.shape, transform=tile.transform, fill=0, dtype="uint8"
+        [(part, 1)], out_shape=tile.shape, transform=tile.transform, fill=0, dtype="uint8",
+        all_touched=True,
     ).astype(bool)
 
 
@@ -257,11 +317,6 @@ def _cut(tile: Tile, chip: Chip) -> np.ndarray:
     r1, c1 = min(chip.row + chip.size, rows), min(chip.col + chip.size, cols)
     out[: r1 - chip.row, : c1 - chip.col] = tile.array[:, chip.row : r1, chip.col : c1].transpose(1, 2, 0)
     return out
-
-
-def _batches(chips: list[Chip], n: int) -> Iterator[list[Chip]]:
-    for i in range(0, len(chips), n):
-        yield chips[i : i + n]
 
 
 def load_detector(

@@ -1,27 +1,35 @@
 """One scene observed: its detections per zone and how much of each zone it saw.
 
-``observe_scene`` is the per-scene pipeline: windows around the counting areas → tiles →
-detector → detections with zones, plus the coverage of each zone.
+``observe_scene`` is the per-scene pipeline: a chip plan over the counting areas (made once
+for the whole region, :func:`~railwatch.chipplan.plan_region_windows`) → windows read as tiles
+→ detector → detections with zones, plus the coverage of each zone.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
+from railwatch.chipplan import ChipLayout, plan_region_windows
 from railwatch.clouds import cloud_mask
 from railwatch.coverage import coverage, valid_area_pixels
 from railwatch.detections import Detections
-from railwatch.grid import DEFAULT_BLOCK, DEFAULT_HALO, SiteGrid, plan_windows
+from railwatch.grid import SiteGrid
 from railwatch.scene import Scene, read_tiles
 from railwatch.site import AreaKind, Site
 from railwatch.tile import Tile
 
-__all__ = ["DetectorLike", "Observation", "observe_scene"]
+__all__ = ["DetectorLike", "LaysChips", "Observation", "observe_scene"]
+
+#: Read windows for a detector that does not say how it lays chips: square, this many pixels.
+FALLBACK_CHIP_PX = 1024
+#: ... overlapping by the longest car plus a margin, in metres.
+FALLBACK_OVERLAP_M = 24.0
 
 
 class DetectorLike(Protocol):
@@ -36,6 +44,20 @@ class DetectorLike(Protocol):
     def detect(self, tiles: Iterable[Tile], region: BaseGeometry) -> Detections:
         """Detections (site CRS) of cars whose centre lies in ``region``, merged across chips."""
         ...
+
+
+@runtime_checkable
+class LaysChips(Protocol):
+    """A detector that says how its chips are laid, so that the windows read hold whole chips."""
+
+    @property
+    def chip_layout(self) -> ChipLayout: ...
+
+
+def _layout(detector: DetectorLike) -> ChipLayout:
+    if isinstance(detector, LaysChips):
+        return detector.chip_layout
+    return ChipLayout(FALLBACK_CHIP_PX, math.ceil(FALLBACK_OVERLAP_M / detector.gsd))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +78,6 @@ def observe_scene(
     scene: Scene,
     site: Site,
     detector: DetectorLike,
-    block: int = DEFAULT_BLOCK,
-    halo: int = DEFAULT_HALO,
     mask_clouds: bool = True,
 ) -> Observation:
     """Detect cars in the counting areas of one scene and measure each zone's coverage.
@@ -68,7 +88,7 @@ def observe_scene(
     grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
     region = site.counting_region().intersection(scene.footprint)
     zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
-    windows = plan_windows(grid, region, block=block, halo=halo)
+    windows = plan_region_windows(grid, region, _layout(detector))
     valid_counts: list[np.ndarray] = []
 
     def tiles() -> Iterator[Tile]:
