@@ -14,7 +14,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import LineString, box
 
-from railwatch.chipplan import axis_starts, plan_chips
+from railwatch.chipplan import axis_starts, count_chips, plan_chips
 from railwatch.detector import ChipBoxes, Detector, DetectorSettings
 from railwatch.manifest import CLASSES, ModelManifest
 from railwatch.obb import corners_to_xywhr, merge_oriented, rotated_iou, rotated_nms, xywhr_to_corners
@@ -192,3 +192,91 @@ def test_the_string_helper_draws_what_it_says():
     d = c[1] - c[0]
     assert math.degrees(math.atan2(-d[1], d[0])) == pytest.approx(30.0)
     assert LineString(c).length * GSD == pytest.approx(19.2 + 1.2)
+
+
+def _grid(rows: int, cols: int):
+    from railwatch.grid import SiteGrid
+
+    return SiteGrid(CRS_UTM, GSD, Affine(GSD, 0, 500000.0, 0, -GSD, 4700000.0), rows, cols)
+
+
+def _corridor(grid, start_px, end_px, half_width_m=20.0):
+    """A track corridor between two (col, row) pixel points, in map coordinates."""
+    a, b = (grid.transform @ p for p in (start_px, end_px))
+    return LineString([a, b]).buffer(half_width_m, cap_style="flat")
+
+
+def _windows_tiles(tile: Tile, grid, windows):
+    """The windows of a big drawn tile, as the scene reader would yield them."""
+    for w in windows:
+        r, c = w.window.slices
+        yield Tile(tile.array[:, r, c], tile.valid[r, c], grid.window_transform(w.window), tile.crs,
+                   tile.acquired, tile.scene, w.core)
+
+
+def test_region_windows_cores_partition_the_region_and_hold_every_car_whole():
+    from railwatch.chipplan import ChipLayout, plan_region_windows
+
+    grid = _grid(3000, 4000)
+    region = shapely.union_all([
+        _corridor(grid, (100, 2900), (3900, 200)),  # a long diagonal track
+        _corridor(grid, (200, 400), (3800, 500)),  # a near-horizontal one
+        box(*(grid.transform @ (2500, 2700)), *(grid.transform @ (3300, 1900))),  # a yard
+    ])
+    layout = ChipLayout(CHIP, math.ceil(24 / GSD), max_window=1500)
+    windows = plan_region_windows(grid, region, layout)
+    cores = [box(*grid.window_bounds(PixelWindow(w.window.row_off + w.core.row_off,
+                                                   w.window.col_off + w.core.col_off,
+                                                   w.core.rows, w.core.cols))) for w in windows]
+    union = shapely.union_all(cores)
+    assert region.difference(union).area < 1e-6
+    assert sum(c.area for c in cores) == pytest.approx(union.area)
+    assert all(w.window.cols <= 1500 and w.window.rows <= 1500 for w in windows)
+    # Every car (up to the overlap long, any angle) centred in the region lies whole in a chip.
+    chips = [
+        (w.window.row_off + r, w.window.col_off + c)
+        for w in windows
+        for r in axis_starts(w.window.rows, CHIP, layout.overlap)
+        for c in axis_starts(w.window.cols, CHIP, layout.overlap)
+    ]
+    rng = np.random.default_rng(0)
+    minx, miny, maxx, maxy = region.bounds
+    pts = rng.uniform((minx, miny), (maxx, maxy), size=(4000, 2))
+    pts = pts[shapely.contains_xy(region, pts[:, 0], pts[:, 1])]
+    inv = ~grid.transform
+    starts = np.asarray(chips)
+    for x, y in pts:
+        col, row = inv @ (x, y)
+        angle = rng.uniform(0, math.pi)
+        half = 0.5 * layout.overlap * np.array([abs(math.cos(angle)), abs(math.sin(angle))])
+        lo = np.maximum([col - half[0], row - half[1]], 0)
+        hi = np.minimum([col + half[0], row + half[1]], [grid.cols, grid.rows])
+        whole = ((starts[:, 1] <= lo[0]) & (starts[:, 1] + CHIP >= hi[0])
+                 & (starts[:, 0] <= lo[1]) & (starts[:, 0] + CHIP >= hi[1]))
+        assert whole.any(), (col, row)
+    # Fewer chips than 1024 px blocks with a 96 px halo, each chipped on its own.
+    from railwatch.grid import plan_windows
+
+    blocks = plan_windows(grid, region)
+    assert len(chips) < count_chips(list(blocks), layout)
+
+
+def test_forty_cars_across_region_windows_give_forty(tmp_path):
+    # The same diagonal string, now read as the pipeline reads it: windows of a chip plan over
+    # the track's corridor, each a tile with its own core; boxes merged across tiles.
+    from railwatch.chipplan import plan_region_windows
+
+    cars = _string_of_cars(40, 30.0, start=(150.0, 2300.0))
+    rows = int(cars[..., 1].max()) + 200
+    cols = int(cars[..., 0].max()) + 200
+    big = _draw(_tile(rows, cols), cars)
+    grid = _grid(rows, cols)
+    centres = cars.mean(axis=1)
+    region = _corridor(grid, tuple(centres[0] - (30, -17)), tuple(centres[-1] + (30, -17)))
+    det = _detector(tmp_path)
+    windows = plan_region_windows(grid, region, det.chip_layout)
+    assert len(windows) > 3
+    found = det.detect(_windows_tiles(big, grid, windows), region)
+    assert len(found) == 40
+    iou = rotated_iou(found.corners, big.pixels_to_map(cars))
+    assert (iou.max(axis=1) > 0.75).all() and (iou.max(axis=0) > 0.75).all()
