@@ -4,8 +4,9 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/run.py [--quick | --tiny] [--model DIR] [--out DIR] [--only NAME ...]
 
-Full mode takes an estimated 20–30 min on 2 idle cores, ``--quick`` 2–3 min, ``--tiny`` seconds (for the
-tests: the numbers mean nothing). See benchmarks/README.md for what each benchmark measures.
+Full mode takes ~45–60 min on 2 idle cores (the pipeline benchmark alone ~25 min), ``--quick``
+~5 min, ``--tiny`` seconds (for the tests: the numbers mean nothing). See benchmarks/README.md
+for what each benchmark measures.
 """
 
 from __future__ import annotations
