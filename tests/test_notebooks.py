@@ -7,11 +7,13 @@ own kernel, with its outputs written to a temporary folder.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,3 +82,8 @@ def test_retrain_detector(notebook_out, monkeypatch):
     assert {"manifest.json", "railcar-obb.pt", "railcar-obb.onnx"} <= {p.name for p in model.iterdir()}
     out = text(nb)
     assert "retrained" in out and "shipped" in out and "covered_car" in out
+    # It fine-tuned the shipped weights, gently: no warm-up, a small AdamW rate.
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert Path(manifest["training"]["settings"]["base"]) == ROOT / "models"
+    args = yaml.safe_load((model / "run" / "args.yaml").read_text())
+    assert (args["optimizer"], args["lr0"], args["warmup_epochs"]) == ("AdamW", 1e-4, 0.0)

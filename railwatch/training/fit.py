@@ -64,6 +64,13 @@ class TrainSettings:
     close_mosaic: int = 5
     hours: float | None = None
     cache: str | None = "ram"
+    #: Learning-rate warm-up; ``None``: 3 epochs from scratch, none when fine-tuning (a warm-up
+    #: restarts the head's bias at a high rate and undoes a trained model in a short run).
+    warmup_epochs: float | None = None
+    #: Initial learning rate; ``None``: ultralytics' automatic choice from scratch, and a small
+    #: AdamW rate when fine-tuning (fresh Adam moments move every weight by ~lr per step; at
+    #: ultralytics' ~1e-3 a handful of steps wrecks a trained model).
+    lr0: float | None = None
     augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
 
     def __post_init__(self) -> None:
@@ -124,6 +131,7 @@ def fit(
     out = Path(settings.out).resolve()
     run_dir = out / "run"
     last = run_dir / "weights" / "last.pt"
+    fine_tune = False
     if resume:
         if not last.is_file():
             raise RailwatchError(f"{last}: no checkpoint to resume from; start a new run")
@@ -132,6 +140,7 @@ def fit(
         out.mkdir(parents=True, exist_ok=True)
         (out / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2))
         base = Path(settings.base)
+        fine_tune = (base / "manifest.json").is_file() or base.suffix == ".pt"
         if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
             base = ModelManifest.load(base).verified_path("weights")  # a .pt is a pickle
         model = ultralytics.YOLO(str(base), task="obb")
@@ -166,6 +175,10 @@ def fit(
             close_mosaic=settings.close_mosaic,
             time=settings.hours,
             cache=settings.cache or False,
+            warmup_epochs=settings.warmup_epochs if settings.warmup_epochs is not None
+            else (0.0 if fine_tune else 3.0),
+            warmup_bias_lr=0.0 if fine_tune else 0.1,
+            **_optimizer(settings, fine_tune),
             plots=False,
             amp=False,
             verbose=False,
@@ -190,6 +203,16 @@ def train_model(
     progress(f"measuring {best} on the validation chips ...")
     accuracy = measure_on_val(best, settings.datasets, settings.imgsz)
     return package_model(best, settings, accuracy, extra_training=extra_training, command=command)
+
+
+#: AdamW learning rate for fine-tuning when ``TrainSettings.lr0`` is not given.
+FINE_TUNE_LR = 1e-4
+
+
+def _optimizer(settings: TrainSettings, fine_tune: bool) -> dict[str, Any]:
+    if settings.lr0 is not None:
+        return {"optimizer": "AdamW", "lr0": settings.lr0}
+    return {"optimizer": "AdamW", "lr0": FINE_TUNE_LR} if fine_tune else {"optimizer": "auto"}
 
 
 def _auto_device() -> str:
