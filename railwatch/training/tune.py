@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from railwatch.detector import Backend
+from railwatch.errors import RailwatchError
 from railwatch.obb import xywhr_to_corners
 from railwatch.training.evaluate import Evaluation, evaluate_scene, merge_evaluations
 
@@ -54,6 +55,8 @@ def predict_val_chips(
         chips = []
         for f in group:
             bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise RailwatchError(f"{f}: not a readable image; remove it or re-export the dataset")
             if bgr.shape[:2] != (size, size):
                 bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_LINEAR)
             chips.append(bgr[:, :, ::-1])
@@ -103,7 +106,7 @@ def measure_on_val(weights: Path, datasets: Sequence[str | Path], size: int) -> 
 
     from railwatch.detector import TorchBackend
 
-    val_dirs = []
+    val_dirs: list[Path] = []
     for d in datasets:
         doc = yaml.safe_load((Path(d) / "data.yaml").read_text())
         root = Path(doc.get("path") or d)
