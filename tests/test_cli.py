@@ -50,3 +50,47 @@ def test_bad_site_is_one_line_not_a_traceback(tmp_path):
     result = CliRunner().invoke(main, ["inspect", "--site", str(tmp_path / "no.geojson"), "a.tif"])
     assert result.exit_code == 1
     assert result.stderr.startswith("railwatch: ") and "Traceback" not in result.stderr
+
+
+def test_train_resume_keeps_the_command_that_started_the_run(tmp_path, monkeypatch):
+    import json
+
+    import railwatch.training.fit as fit_module
+    from railwatch.manifest import CLASSES, ModelManifest
+
+    calls = []
+
+    def fake_train_model(settings, resume=False, progress=print, command=None, extra_training=None):
+        calls.append((settings, resume, command, extra_training))
+        return ModelManifest(folder=tmp_path / "m", name="railcar-obb", classes=CLASSES, gsd=0.3,
+                             chip=320, files={})
+
+    monkeypatch.setattr(fit_module, "train_model", fake_train_model)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data.yaml").write_text("train: images/train\nval: images/val\ngsd: 0.3\n")
+    out = tmp_path / "run"
+    runner = CliRunner()
+    args = ["train", "--out", str(out), "--data", str(data), "--epochs", "3"]
+    monkeypatch.setattr(sys, "argv", ["railwatch", *args])  # what the console script sees
+    started = runner.invoke(main, args)
+    assert started.exit_code == 0, started.output
+    # fit() writes the settings file; the fake did not, so write what it would have.
+    from dataclasses import asdict
+
+    (out / fit_module.SETTINGS_FILE).write_text(json.dumps(asdict(calls[0][0])))
+    args = ["train", "--out", str(out), "--resume"]
+    monkeypatch.setattr(sys, "argv", ["railwatch", *args])
+    resumed = runner.invoke(main, args)
+    assert resumed.exit_code == 0, resumed.output
+    (_, r0, c0, e0), (s1, r1, c1, e1) = calls
+    assert e0 == {"simulated_chips": 0}
+    assert not r0 and r1 and s1 == calls[0][0]
+    assert c0 == c1 and "--epochs 3" in c1 and "--resume" not in c1
+    assert "--resume" in e1["resumed_with"] and e1["simulated_chips"] == 0
+
+
+def test_train_resume_without_a_run_is_refused(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "nothing"), "--resume"])
+    assert r.exit_code != 0
+    assert "not a training run to resume" in r.output

@@ -15,6 +15,9 @@ import yaml
 
 from railwatch.errors import RailwatchError
 
+#: The command and data recipe of a run, kept beside it so a resumed run's manifest names them.
+RECIPE_FILE = "train_command.json"
+
 
 @click.command("train")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
@@ -75,7 +78,15 @@ def train(
         click.echo(f"if it stops, continue with: railwatch train --out {out} --resume")
         return
 
+    command = shlex.join(["railwatch", *sys.argv[1:]])
+    recipe_file = out / RECIPE_FILE
     if resume:
+        if not (out / SETTINGS_FILE).is_file():
+            raise RailwatchError(f"{out}: no {SETTINGS_FILE}; this is not a training run to resume")
+        # The manifest records the command that started the run, not the resume.
+        recipe = (json.loads(recipe_file.read_text()) if recipe_file.is_file()
+                  else {"command": command, "simulated_chips": n_simulated})
+        recipe["resumed_with"] = command
         saved = json.loads((out / SETTINGS_FILE).read_text())
         known = {f.name for f in fields(TrainSettings)}
         settings = TrainSettings(
@@ -103,10 +114,13 @@ def train(
             epochs=epochs, imgsz=imgsz, gsd=gsd, batch=batch, seed=seed, workers=workers, device=device,
             hours=hours,
         )
+        recipe = {"command": command, "simulated_chips": n_simulated}
+        out.mkdir(parents=True, exist_ok=True)
+        recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
     manifest = train_model(
         settings, resume=resume, progress=lambda m: click.echo(m, err=True),
-        command=shlex.join(["railwatch", *sys.argv[1:]]),
-        extra_training={"simulated_chips": n_simulated},
+        command=str(recipe["command"]),
+        extra_training={k: v for k, v in recipe.items() if k != "command"},
     )
     accuracy = manifest.accuracy
     any_class = accuracy.get("any_class", {})
