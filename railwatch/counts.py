@@ -29,6 +29,7 @@ __all__ = [
     "FrameRow",
     "frame_rows",
     "frames_table",
+    "missed_bound",
     "true_count_interval",
 ]
 
@@ -164,4 +165,18 @@ def true_count_interval(
     r = max(metrics.recall, _MIN_RECALL)
     estimate = detected * p / r
     variance = detected * p * (1 - p) / r**2 + estimate * (1 - r) / r
-    return CountInterval.from_moments(estimate, variance, z)
+    normal = CountInterval.from_moments(estimate, variance, z)
+    # Few detections: the normal interval collapses (none seen: [0, 0]), yet a detector that
+    # misses cars can miss all of them. Never claim fewer than the cars it could miss unseen.
+    high = max(normal.high, estimate + missed_bound(r, z))
+    return CountInterval(normal.estimate, normal.sd, normal.low, high)
+
+
+def missed_bound(recall: float, z: float = Z_90) -> float:
+    """The most cars a detector of this recall could have missed every one of: the largest
+    ``N`` with ``(1 - recall)^N`` at least the upper tail of the ``z`` interval (5% for the
+    90% interval). 0 for a perfect detector; 2.5 cars at recall 0.7; 58 at recall 0.05."""
+    if recall >= 1.0:
+        return 0.0
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    return math.log(tail) / math.log1p(-max(recall, _MIN_RECALL))

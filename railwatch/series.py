@@ -64,6 +64,7 @@ from railwatch.counts import (
     DEFAULT_MIN_COVERAGE,
     Z_90,
     CountedScene,
+    missed_bound,
     true_count_interval,
 )
 from railwatch.manifest import CLASSES, ClassMetrics
@@ -349,7 +350,9 @@ def estimate_week(
     estimate = seen + expected
     low = max(0.0, seen - z * sd)
     # NaN allowance (rate unknown, some time unobserved) makes ``high`` NaN: unknown, not zero.
-    high = seen + z * sd + extra_high + allowance + z * math.sqrt(allowance * max(batch, 1.0))
+    # As for one scene: never claim fewer than the cars the detector could have missed unseen.
+    seen_high = seen + max(z * sd, missed_bound(metrics.recall, z))
+    high = seen_high + extra_high + allowance + z * math.sqrt(allowance * max(batch, 1.0))
     return WeekEstimate(estimate, min(low, estimate), high)
 
 

@@ -11,7 +11,7 @@ import pytest
 from fake_detector import boxes
 from rasterio.crs import CRS
 
-from railwatch.counts import CountedScene, frame_rows, true_count_interval
+from railwatch.counts import CountedScene, frame_rows, missed_bound, true_count_interval
 from railwatch.detections import Detections
 from railwatch.manifest import CLASSES, ClassMetrics
 from railwatch.series import (
@@ -160,6 +160,21 @@ def test_true_count_interval_corrects_for_precision_and_recall():
     exact = true_count_interval(73, ClassMetrics(1.0, 1.0))
     assert (exact.low, exact.estimate, exact.high) == (73, 73, 73)
     assert math.isnan(true_count_interval(math.nan, ClassMetrics(1.0, 1.0)).estimate)
+
+
+def test_no_detection_is_not_proof_of_no_car():
+    # A detector of recall r misses all of N cars with probability (1 - r)^N; seeing none, the
+    # 90% interval must still reach the N where that is 5%.
+    for recall, most in [(0.7, 2.49), (0.3, 8.40), (0.05, 58.4)]:
+        assert missed_bound(recall) == pytest.approx(most, abs=0.01)
+        assert (1 - recall) ** missed_bound(recall) == pytest.approx(0.05)
+        none = true_count_interval(0, ClassMetrics(0.9, recall))
+        assert (none.low, none.estimate) == (0, 0) and none.high == pytest.approx(most, abs=0.01)
+    assert missed_bound(1.0) == 0.0
+    assert true_count_interval(0, ClassMetrics(1.0, 1.0)).high == 0
+    # Many detections: the normal interval is wider than the bound and is kept.
+    many = true_count_interval(200, ClassMetrics(0.9, 0.7))
+    assert many.high - many.estimate > missed_bound(0.7)
 
 
 def _series(times, counts, moves):
