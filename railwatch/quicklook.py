@@ -60,4 +60,4 @@ def quicklook(
 
 
 def save_png(rgb: np.ndarray, path: str) -> None:
-    Image.fromarray(rgb).save(path, optimize=True)
+    Image.fromarray(rgb).save(path, compress_level=3)  # optimize=True cost seconds per PNG
