@@ -81,6 +81,14 @@ def _scene_rows(pipeline: Mapping[str, Any], per_chip: float, rate: float) -> li
     return rows
 
 
+def _pipeline_run(pipeline: Mapping[str, Any]) -> dict[str, object]:
+    """Which pipeline run the measured times come from (it may be an earlier run's JSON)."""
+    info = pipeline.get("machine") or {}
+    scene = pipeline.get("scene") or {}
+    return {"profile": pipeline.get("profile"), "date": info.get("date"),
+            "git_commit": info.get("git_commit"), "scenes": scene.get("scenes", 1)}
+
+
 def run(profile: Profile, model: Path, work: Path, pipeline: Mapping[str, Any] | None = None,
         runtimes: Mapping[str, Any] | None = None) -> dict[str, object]:
     """Measure the bound; relate it to ``pipeline`` and ``runtimes`` results when given."""
@@ -108,6 +116,7 @@ def run(profile: Profile, model: Path, work: Path, pipeline: Mapping[str, Any] |
         }
     if pipeline is not None and per_chip:
         result["scene"] = _scene_rows(pipeline, per_chip, rate)
+        result["pipeline_run"] = _pipeline_run(pipeline)
     return result
 
 
@@ -130,6 +139,9 @@ def markdown(result: Mapping[str, Any]) -> str:
                   f"chips/s = {b['achieved_gflops_per_s']} GFLOP/s, {b['share_of_matmul_rate']:.0%} of the "
                   "matmul rate."]
     if "scene" in result:
+        src = result.get("pipeline_run") or {}
+        lines += ["", f"Measured times: benchmark 1 ({src.get('profile')} run of {src.get('date')}, commit "
+                  f"{src.get('git_commit')}; median per scene over {src.get('scenes')} scene(s))."]
         lines += ["", markdown_table(
             ["approach", "chips", "bound s", "measured s", "model s", "measured / bound", "model / bound",
              "share not in the model"],

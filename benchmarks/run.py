@@ -3,6 +3,7 @@
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/run.py [--quick | --tiny] [--model DIR] [--out DIR] [--only NAME ...]
+                                       [--pipeline-json FILE]
 
 Full mode takes ~45–60 min on 2 idle cores (the pipeline benchmark alone ~25 min), ``--quick``
 ~5 min, ``--tiny`` seconds (for the tests: the numbers mean nothing). See benchmarks/README.md
@@ -12,6 +13,7 @@ for what each benchmark measures.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -49,11 +51,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the JSON files, summary.md and scaling.png go (default: benchmarks/out/)")
     p.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), metavar="NAME",
                    help=f"run only these benchmarks ({', '.join(BENCHMARKS)})")
-    return p.parse_args(argv)
+    p.add_argument("--pipeline-json", type=Path, default=None, metavar="FILE",
+                   help="pipeline.json of an earlier run, for the limit benchmark to relate its bound to "
+                        "when this run does not run the pipeline benchmark itself")
+    args = p.parse_args(argv)
+    if args.pipeline_json is not None and not args.pipeline_json.is_file():
+        p.error(f"--pipeline-json {args.pipeline_json}: no such file")
+    return args
 
 
 def _run_one(name: str, profile: Profile, model: Path, work: Path, done: Mapping[str, Any],
-             out: Path) -> dict[str, Any]:
+             out: Path, earlier: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if name == "pipeline":
         return bench_pipeline.run(profile, model, work)
     if name == "runtimes":
@@ -64,7 +72,7 @@ def _run_one(name: str, profile: Profile, model: Path, work: Path, done: Mapping
         return result
     if name == "accuracy":
         return bench_accuracy.run(profile, model, work)
-    return bench_limit.run(profile, model, work, done.get("pipeline"), done.get("runtimes"))
+    return bench_limit.run(profile, model, work, done.get("pipeline", earlier), done.get("runtimes"))
 
 
 def _machine_section(info: Mapping[str, Any], model: ModelManifest, profile: Profile) -> str:
@@ -95,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     write_json(out / "machine.json", info)
     done: dict[str, dict[str, Any]] = {}
+    earlier = json.loads(args.pipeline_json.read_text(encoding="utf-8")) if args.pipeline_json else None
     order = [b for b in BENCHMARKS if b in args.only]
     with tempfile.TemporaryDirectory(prefix="railwatch-bench-") as tmp:
         for i, name in enumerate(order, 1):
             print(f"[{i}/{len(order)}] {name} …", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            result = _run_one(name, profile, args.model, Path(tmp), done, out)
+            result = _run_one(name, profile, args.model, Path(tmp), done, out, earlier)
             result["elapsed_s"] = round(time.perf_counter() - t0, 1)
             result["profile"] = profile.name
             result["machine"] = info

@@ -115,6 +115,27 @@ def test_tiny_run_writes_every_benchmark(tiny_model, tmp_path):
     assert "tiny-random" in summary
 
 
+
+def test_limit_relates_to_an_earlier_pipeline_json(tiny_model, tmp_path):
+    import run
+
+    side = {"chips": 10, "median_s": 2.0, "model_median_s": 1.5}
+    earlier = {"benchmark": "pipeline", "profile": "full", "scene": {"scenes": 11},
+               "machine": {"date": "2026-01-01T00:00:00+00:00", "git_commit": "abc1234"},
+               "railwatch": side, "naive": {**side, "chips": 100, "median_s": 20.0, "model_median_s": 18.0}}
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(earlier))
+    out = tmp_path / "out"
+    assert run.main(["--tiny", "--model", str(tiny_model), "--out", str(out), "--only", "limit",
+                     "--pipeline-json", str(path)]) == 0
+    limit = _load(out, "limit")
+    assert [(r["approach"], r["chips"]) for r in limit["scene"]] == [("railwatch", 10), ("naive", 100)]
+    assert limit["pipeline_run"] == {"profile": "full", "date": "2026-01-01T00:00:00+00:00",
+                                     "git_commit": "abc1234", "scenes": 11}
+    assert "commit abc1234" in (out / "summary.md").read_text()
+    with pytest.raises(SystemExit):
+        run.parse_args(["--pipeline-json", str(tmp_path / "missing.json")])
+
 class BrightBlobs:
     """A stand-in model: every bright blob is a car, its minimum rotated rectangle the box."""
 
