@@ -79,7 +79,8 @@ class ModelManifest:
             raise ModelError(f"{self.folder}/manifest.json: implausible gsd {self.gsd} or chip {self.chip}")
 
     @classmethod
-    def load(cls, folder: Path) -> ModelManifest:
+    def load(cls, folder: str | Path) -> ModelManifest:
+        folder = Path(folder)
         path = folder / "manifest.json"
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
