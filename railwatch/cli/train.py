@@ -38,6 +38,11 @@ RECIPE_FILE = "train_command.json"
               help="Ground sample distance (m) the chips are rendered and the model works at.")
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lr0", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="AdamW learning rate (default: ultralytics' choice from scratch, 1e-4 when "
+                   "fine-tuning).")
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=None,
+              help="Learning-rate warm-up (default: 3 from scratch, none when fine-tuning).")
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--device", default=None, help="'cpu', '0' for the first GPU (default: a GPU if present).")
 @click.option("--background", is_flag=True, help="Run detached; follow OUT/train.log.")
@@ -54,6 +59,8 @@ def train(
     gsd: float,
     batch: int,
     seed: int,
+    lr0: float | None,
+    warmup_epochs: float | None,
     workers: int,
     device: str | None,
     background: bool,
@@ -112,7 +119,7 @@ def train(
             datasets=tuple(all_data), out=str(out.resolve()),
             base=str(base_model.resolve()) if base_model else arch,
             epochs=epochs, imgsz=imgsz, gsd=gsd, batch=batch, seed=seed, workers=workers, device=device,
-            hours=hours,
+            hours=hours, lr0=lr0, warmup_epochs=warmup_epochs,
         )
         recipe = {"command": command, "simulated_chips": n_simulated}
         out.mkdir(parents=True, exist_ok=True)

@@ -177,7 +177,7 @@ def fit(
             cache=settings.cache or False,
             warmup_epochs=settings.warmup_epochs if settings.warmup_epochs is not None
             else (0.0 if fine_tune else 3.0),
-            warmup_bias_lr=0.0 if fine_tune else 0.1,
+            warmup_bias_lr=0.0 if fine_tune and settings.warmup_epochs is None else 0.1,
             **_optimizer(settings, fine_tune),
             plots=False,
             amp=False,
