@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -20,11 +21,11 @@ from railwatch.clouds import cloud_mask
 from railwatch.coverage import coverage, valid_area_pixels
 from railwatch.detections import Detections
 from railwatch.grid import SiteGrid
-from railwatch.scene import Scene, read_tiles
-from railwatch.site import AreaKind, Site
+from railwatch.scene import Scene, footprint_lonlat, open_scene, read_tiles
+from railwatch.site import AreaKind, Site, load_site, site_for_footprint
 from railwatch.tile import Tile
 
-__all__ = ["DetectorLike", "LaysChips", "Observation", "observe_scene"]
+__all__ = ["DetectorLike", "LaysChips", "Observation", "observe_file", "observe_scene"]
 
 #: Read windows for a detector that does not say how it lays chips: square, this many pixels.
 FALLBACK_CHIP_PX = 1024
@@ -113,3 +114,20 @@ def observe_scene(
         coverage=coverage(valid_counts, zones, grid.gsd),
         model_sha256=detector.model_sha256,
     )
+
+
+def observe_file(
+    image: str | Path, detector: DetectorLike, site: str | Site | None = None
+) -> tuple[Site, Scene, Observation]:
+    """Open and observe one image file, acquisition time not required (``detect``, ``evaluate``).
+
+    ``site``: a bundled site name, a site file, a :class:`Site`, or ``None`` for a site that is
+    the image's whole footprint. Raises :class:`~railwatch.errors.SceneError` for a refused image.
+    """
+    image = Path(image)
+    if site is None:
+        site = site_for_footprint(image.stem, footprint_lonlat(image))
+    elif not isinstance(site, Site):
+        site = load_site(site)
+    scene = open_scene(image, site.crs, site.aoi_local, require_time=False)
+    return site, scene, observe_scene(scene, site, detector)

@@ -4,13 +4,13 @@ naive baseline finds the same cars as the pipeline. Timings are never asserted."
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_detector import BlobBackend
 
-from railwatch.detector import ChipBoxes, Detector, DetectorSettings
+from railwatch.detector import Detector, DetectorSettings
 from railwatch.manifest import CLASSES, ModelManifest, sha256_file
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -136,27 +136,6 @@ def test_limit_relates_to_an_earlier_pipeline_json(tiny_model, tmp_path):
     with pytest.raises(SystemExit):
         run.parse_args(["--pipeline-json", str(tmp_path / "missing.json")])
 
-class BrightBlobs:
-    """A stand-in model: every bright blob is a car, its minimum rotated rectangle the box."""
-
-    def predict(self, chips: np.ndarray, conf: float, iou: float) -> list[ChipBoxes]:
-        import cv2
-
-        out = []
-        for chip in chips:
-            n, labels = cv2.connectedComponents((chip[:, :, 0] > 170).astype(np.uint8), connectivity=4)
-            boxes = []
-            for k in range(1, n):
-                ys, xs = np.nonzero(labels == k)
-                if len(xs) < 20:
-                    continue
-                (cx, cy), (w, h), a = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
-                boxes.append([cx + 0.5, cy + 0.5, w + 1, h + 1, math.radians(a)])
-            xywhr = np.asarray(boxes, float).reshape(-1, 5)
-            out.append(ChipBoxes(xywhr, np.full(len(xywhr), 0.9), np.zeros(len(xywhr), np.int64)))
-        return out
-
-
 def test_naive_baseline_and_pipeline_find_the_same_cars(tmp_path):
     """On a synthetic scene with a perfect stand-in model, the full-frame baseline finds every car
     on both tracks; on the counted track it agrees with the pipeline car for car."""
@@ -174,7 +153,8 @@ def test_naive_baseline_and_pipeline_find_the_same_cars(tmp_path):
     scene_path = write_scene(tmp_path / "scene.tif", layout)
     one_track, _ = write_sites(tmp_path, layout, "t")
     manifest = ModelManifest(tmp_path, "blobs", CLASSES, 1.0, 64, {}, {}, {"conf": 0.3})
-    detector = Detector(manifest, BrightBlobs(), DetectorSettings(conf=0.3))
+    blobs = BlobBackend(threshold=170, min_pixels=20, cut_confidence=0.9)
+    detector = Detector(manifest, blobs, DetectorSettings(conf=0.3))
     cars = [np.asarray(c.exterior.coords)[:4] for ln in layout.tracks() for c in _cars(ln)]
     truth = np.asarray(cars)
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import shapely
 from affine import Affine
+from fake_detector import BlobBackend
 from rasterio.crs import CRS
 from shapely.geometry import LineString, box
 
 from railwatch.chipplan import axis_starts, count_chips, plan_chips
-from railwatch.detector import ChipBoxes, Detector, DetectorSettings
+from railwatch.detector import Detector, DetectorSettings
 from railwatch.manifest import CLASSES, ModelManifest
 from railwatch.obb import corners_to_xywhr, merge_oriented, rotated_iou, rotated_nms, xywhr_to_corners
 from railwatch.tile import PixelWindow, Tile
@@ -29,32 +30,6 @@ def _manifest(tmp_path: Path) -> ModelManifest:
     return ModelManifest(tmp_path, "fake", CLASSES, GSD, CHIP, {}, {}, {"conf": 0.3})
 
 
-class ThresholdBackend:
-    """A stand-in model that really looks at the chip's pixels: every bright blob is a car, its
-    minimum rotated rectangle the box. A blob touching the chip border (a car cut by the chip
-    edge) gets confidence 0.5, a whole one 0.9 — as a real model is less sure of a cut car."""
-
-    def predict(self, chips: np.ndarray, conf: float, iou: float) -> list[ChipBoxes]:
-        import cv2
-
-        out = []
-        for chip in chips:
-            mask = (chip[:, :, 0] > 150).astype(np.uint8)
-            n, labels = cv2.connectedComponents(mask, connectivity=4)
-            xywhr, score = [], []
-            for k in range(1, n):
-                ys, xs = np.nonzero(labels == k)
-                if len(xs) < 30:
-                    continue
-                (cx, cy), (w, h), a = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
-                xywhr.append([cx + 0.5, cy + 0.5, w + 1, h + 1, np.radians(a)])
-                edge = xs.min() == 0 or ys.min() == 0 or xs.max() == CHIP - 1 or ys.max() == CHIP - 1
-                score.append(0.5 if edge else 0.9)
-            out.append(ChipBoxes(np.asarray(xywhr, float).reshape(-1, 5), np.asarray(score),
-                                 np.zeros(len(score), dtype=np.int64)))
-        return out
-
-
 def _draw(tile: Tile, cars_px: np.ndarray) -> Tile:
     import cv2
 
@@ -66,7 +41,7 @@ def _draw(tile: Tile, cars_px: np.ndarray) -> Tile:
 
 
 def _detector(tmp_path: Path) -> Detector:
-    return Detector(_manifest(tmp_path), ThresholdBackend(), DetectorSettings(conf=0.3))
+    return Detector(_manifest(tmp_path), BlobBackend(), DetectorSettings(conf=0.3))
 
 
 def _string_of_cars(n: int, angle_deg: float, start: tuple[float, float], length=19.2, width=3.24, gap=1.2):

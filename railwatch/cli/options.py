@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from railwatch.scene import footprint_lonlat
-from railwatch.site import Site, load_site, site_for_footprint
-
 if TYPE_CHECKING:
     from railwatch.detector import Detector
     from railwatch.observation import Observation
     from railwatch.scene import Scene
+    from railwatch.site import Site
 
 site_option = click.option(
     "--site",
@@ -44,26 +42,16 @@ def build_detector(model: Path | None, trust_model: bool, runtime: str, conf: fl
     return load_detector(model, trust_model, DetectorSettings(runtime=Runtime(runtime), conf=conf))
 
 
-def site_or_footprint(site_name: str | None, image: Path) -> Site:
-    """The named site, or a site that is the image's whole footprint."""
-    if site_name:
-        return load_site(site_name)
-    return site_for_footprint(image.stem, footprint_lonlat(image))
-
-
 def observe_image(
     site_name: str | None, image: Path, detector: Detector
 ) -> tuple[Site, Scene, Observation] | None:
     """Open and observe one image for ``detect``/``evaluate`` (time not required); a refused
     scene is one line on stderr and ``None``."""
     from railwatch.errors import SceneError
-    from railwatch.observation import observe_scene
-    from railwatch.scene import open_scene
+    from railwatch.observation import observe_file
 
     try:
-        site = site_or_footprint(site_name, image)
-        scene = open_scene(image, site.crs, site.aoi_local, require_time=False)
-        return site, scene, observe_scene(scene, site, detector)
+        return observe_file(image, detector, site_name)
     except SceneError as exc:
         click.echo(f"{exc.path}: {exc.reason}: {exc.message}", err=True)
         return None

@@ -142,14 +142,11 @@ def markdown_table(evaluations: Sequence[Evaluation]) -> str:
         "| set | IoU | class | precision | recall | F1 | true | predicted | count error |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for ev in evaluations:
-        for cls, s in [*ev.per_class.items(), ("any rail car", ev.any_class)]:
-            if s.n_true == 0 and s.n_pred == 0:
-                continue
-            lines.append(
-                f"| {ev.name} | {ev.iou:.1f} | {cls} | {s.precision:.3f} | {s.recall:.3f} | "
-                f"{s.f1:.3f} | {s.n_true} | {s.n_pred} | {s.count_error:+.1%} |"
-            )
+    for r in evaluation_table(evaluations).itertuples(index=False):
+        lines.append(
+            f"| {r.set} | {r.iou:.1f} | {r[2]} | {r.precision:.3f} | {r.recall:.3f} | "
+            f"{r.f1:.3f} | {r.true} | {r.predicted} | {r.count_error:+.1%} |"
+        )
     return "\n".join(lines)
 
 

@@ -19,9 +19,8 @@ from shapely.geometry import shape
 
 from railwatch.errors import RailwatchError, SceneError
 from railwatch.manifest import CLASSES
-from railwatch.observation import DetectorLike, observe_scene
-from railwatch.scene import footprint_lonlat, open_scene
-from railwatch.site import Site, load_site, site_for_footprint
+from railwatch.observation import DetectorLike, observe_file
+from railwatch.site import Site
 from railwatch.training.evaluate import Evaluation, evaluate_scene
 
 __all__ = ["score_images", "truth_for"]
@@ -58,12 +57,8 @@ def score_images(
     """
     scores: dict[float, list[Evaluation]] = {iou: [] for iou in ious}
     for image in images:
-        image = Path(image)
         try:
-            s = (load_site(site) if isinstance(site, str) else site) or site_for_footprint(
-                image.stem, footprint_lonlat(image))
-            scene = open_scene(image, s.crs, s.aoi_local, require_time=False)
-            obs = observe_scene(scene, s, detector)
+            s, scene, obs = observe_file(image, detector, site)
         except SceneError as exc:
             say(f"{exc.path}: {exc.reason}: {exc.message}")
             continue
