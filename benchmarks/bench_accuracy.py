@@ -20,10 +20,10 @@ from typing import Any
 from common import Profile, markdown_table, model_description, score
 from simscenes import Density, benchmark_site, render_to_file, scene_time
 
-from railwatch.detector import DetectorSettings, Runtime, load_detector
+from railwatch.detect.detector import DetectorSettings, Runtime, load_detector
+from railwatch.detect.observation import observe_scene
 from railwatch.errors import RailwatchError
-from railwatch.observation import observe_scene
-from railwatch.scene import open_scene
+from railwatch.imagery.scene import open_scene
 from railwatch.simulate.ground import Season
 from railwatch.simulate.scenario import SceneSpec
 from railwatch.training.evaluate import ClassScore, Evaluation, merge_evaluations

@@ -23,7 +23,7 @@ from typing import Any
 
 from common import Profile, markdown_table, model_description
 
-from railwatch.manifest import ModelManifest
+from railwatch.detect.manifest import ModelManifest
 
 __all__ = ["markdown", "matmul_gflops", "model_gflops", "run"]
 
@@ -33,7 +33,7 @@ def matmul_gflops(n: int, repeats: int) -> list[float]:
     operations each)."""
     import torch
 
-    from railwatch.offline import configure_torch_threads
+    from railwatch.detect.offline import configure_torch_threads
 
     configure_torch_threads()
     a = torch.randn(n, n, dtype=torch.float32)
@@ -52,7 +52,7 @@ def model_gflops(manifest: ModelManifest) -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from railwatch.offline import import_ultralytics
+    from railwatch.detect.offline import import_ultralytics
 
     ultralytics = import_ultralytics()
     from ultralytics.utils.torch_utils import get_flops

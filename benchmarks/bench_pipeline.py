@@ -40,10 +40,10 @@ from naive import FrameDetections, detect_full_frame
 from pyproj import Transformer
 from simscenes import Density, benchmark_site, render_to_file, scene_time
 
-from railwatch.detector import Detector, Runtime
-from railwatch.manifest import CLASSES
-from railwatch.observation import observe_scene
-from railwatch.scene import open_scene
+from railwatch.detect.detector import Detector, Runtime
+from railwatch.detect.manifest import CLASSES
+from railwatch.detect.observation import observe_scene
+from railwatch.imagery.scene import open_scene
 from railwatch.simulate.ground import Season
 from railwatch.simulate.scenario import SceneSpec
 from railwatch.site import Site, load_site

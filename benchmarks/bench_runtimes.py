@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from common import Profile, markdown_table, model_description, time_repeats
 
-from railwatch.detector import Detector, DetectorSettings, Runtime, load_detector
+from railwatch.detect.detector import Detector, DetectorSettings, Runtime, load_detector
 from railwatch.simulate.chips import render_chip
 
 __all__ = ["markdown", "run"]

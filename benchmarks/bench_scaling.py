@@ -22,7 +22,7 @@ from typing import Any
 from common import Profile, markdown_table
 from synthscene import ScalingLayout, write_scene, write_sites
 
-from railwatch.manifest import ModelManifest
+from railwatch.detect.manifest import ModelManifest
 
 __all__ = ["markdown", "plot", "run"]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from railwatch.detector import ChipBoxes, Detector, DetectorSettings, Runtime, load_detector
-from railwatch.manifest import CLASSES, ModelManifest
+from railwatch.detect.detector import ChipBoxes, Detector, DetectorSettings, Runtime, load_detector
+from railwatch.detect.manifest import CLASSES, ModelManifest
 from railwatch.training.evaluate import Evaluation, evaluate_scene
 
 __all__ = [

@@ -25,9 +25,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import box
 
-from railwatch.chipplan import axis_starts
-from railwatch.detector import Detector
-from railwatch.tile import PixelWindow, Tile
+from railwatch.detect.chipplan import axis_starts
+from railwatch.detect.detector import Detector
+from railwatch.imagery.tile import PixelWindow, Tile
 
 __all__ = ["FrameDetections", "detect_full_frame", "frame_chips"]
 

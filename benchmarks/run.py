@@ -28,7 +28,7 @@ import bench_runtimes
 import bench_scaling
 from common import PROFILES, REPO, Profile, machine, write_json
 
-from railwatch.manifest import ModelManifest, default_model_dir
+from railwatch.detect.manifest import ModelManifest, default_model_dir
 
 BENCHMARKS = ("pipeline", "runtimes", "scaling", "accuracy", "limit")
 MARKDOWN: dict[str, Callable[[Mapping[str, Any]], str]] = {
@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     size.add_argument("--quick", action="store_true", help="smaller scenes, fewer repeats (a few minutes)")
     size.add_argument("--tiny", action="store_true", help="tiny inputs, to prove the scripts work (tests)")
     p.add_argument("--model", type=Path, default=default_model_dir(),
-                   help="model folder with manifest.json (default: the shipped models/)")
+                   help="model folder with manifest.json (default: $RAILWATCH_MODEL_DIR, "
+                   "else the shipped railwatch/models/)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out",
                    help="where the JSON files, summary.md and scaling.png go (default: benchmarks/out/)")
     p.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), metavar="NAME",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from common import load_counted_detector, warm_up
 
-from railwatch.observation import observe_scene
-from railwatch.scene import open_scene
+from railwatch.detect.observation import observe_scene
+from railwatch.imagery.scene import open_scene
 from railwatch.site import load_site
 
 

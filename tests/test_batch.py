@@ -19,10 +19,10 @@ from conftest import write_scene, write_site
 from fake_detector import FakeDetector
 from shapely.geometry import Point
 
-from railwatch.batch import BatchSettings, find_images, run_batch
 from railwatch.cli import main
 from railwatch.site import load_site
-from railwatch.store import ModelRecord, Store
+from railwatch.store.batch import BatchSettings, find_images, run_batch
+from railwatch.store.database import ModelRecord, Store
 
 LON, LAT = 130.6081, 42.4214
 TESTS = Path(__file__).parent
@@ -136,9 +136,9 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from fake_detector import FakeDetector
 from test_batch import yard_cars
-from railwatch.batch import BatchSettings, run_batch
+from railwatch.store.batch import BatchSettings, run_batch
 from railwatch.site import load_site
-from railwatch.store import ModelRecord, Store
+from railwatch.store.database import ModelRecord, Store
 
 site = load_site({site!r})
 det = FakeDetector(site.crs, yard_cars(site), sleep_s={sleep})

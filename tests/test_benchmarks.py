@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from fake_detector import BlobBackend
 
-from railwatch.detector import Detector, DetectorSettings
-from railwatch.manifest import CLASSES, ModelManifest, sha256_file
+from railwatch.detect.detector import Detector, DetectorSettings
+from railwatch.detect.manifest import CLASSES, ModelManifest, sha256_file
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -25,7 +25,7 @@ def bench_on_path(monkeypatch):
 def tiny_model(tmp_path_factory) -> Path:
     """An untrained yolo11n-obb with railwatch's five classes, 64 px chips at 1 m, with its ONNX
     export and manifest (random weights: right for timing and wiring, meaningless for accuracy)."""
-    from railwatch.offline import import_ultralytics
+    from railwatch.detect.offline import import_ultralytics
 
     ultralytics = import_ultralytics()
     from ultralytics.nn.tasks import OBBModel
@@ -143,9 +143,9 @@ def test_naive_baseline_and_pipeline_find_the_same_cars(tmp_path):
     from naive import detect_full_frame
     from synthscene import ScalingLayout, _cars, write_scene, write_sites
 
-    from railwatch.chipplan import axis_starts
-    from railwatch.observation import observe_scene
-    from railwatch.scene import open_scene
+    from railwatch.detect.chipplan import axis_starts
+    from railwatch.detect.observation import observe_scene
+    from railwatch.imagery.scene import open_scene
     from railwatch.site import load_site
     from railwatch.training.evaluate import evaluate_scene
 

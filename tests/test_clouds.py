@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from railwatch.clouds import cloud_mask
+from railwatch.imagery.clouds import cloud_mask
 
 
 def _ground(seed: int = 0) -> np.ndarray:

@@ -8,9 +8,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from railwatch.comparison import Verdict, compare, comparison_table, verdict_for
-from railwatch.manifest import CLASSES, ClassMetrics
-from railwatch.reported import (
+from railwatch.detect.manifest import CLASSES, ClassMetrics
+from railwatch.report.comparison import Verdict, compare, comparison_table, verdict_for
+from railwatch.report.reported import (
     Qualifier,
     Quantity,
     ReportedFigure,

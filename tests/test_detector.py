@@ -15,11 +15,11 @@ from fake_detector import BlobBackend
 from rasterio.crs import CRS
 from shapely.geometry import LineString, box
 
-from railwatch.chipplan import axis_starts, count_chips, plan_chips
-from railwatch.detector import Detector, DetectorSettings
-from railwatch.manifest import CLASSES, ModelManifest
-from railwatch.obb import corners_to_xywhr, merge_oriented, rotated_iou, rotated_nms, xywhr_to_corners
-from railwatch.tile import PixelWindow, Tile
+from railwatch.detect.chipplan import axis_starts, count_chips, plan_chips
+from railwatch.detect.detector import Detector, DetectorSettings
+from railwatch.detect.manifest import CLASSES, ModelManifest
+from railwatch.detect.obb import corners_to_xywhr, merge_oriented, rotated_iou, rotated_nms, xywhr_to_corners
+from railwatch.imagery.tile import PixelWindow, Tile
 
 GSD = 0.3
 CHIP = 320
@@ -170,7 +170,7 @@ def test_the_string_helper_draws_what_it_says():
 
 
 def _grid(rows: int, cols: int):
-    from railwatch.grid import SiteGrid
+    from railwatch.imagery.grid import SiteGrid
 
     return SiteGrid(CRS_UTM, GSD, Affine(GSD, 0, 500000.0, 0, -GSD, 4700000.0), rows, cols)
 
@@ -190,7 +190,7 @@ def _windows_tiles(tile: Tile, grid, windows):
 
 
 def test_region_windows_cores_partition_the_region_and_hold_every_car_whole():
-    from railwatch.chipplan import ChipLayout, plan_region_windows
+    from railwatch.detect.chipplan import ChipLayout, plan_region_windows
 
     grid = _grid(3000, 4000)
     region = shapely.union_all([
@@ -230,7 +230,7 @@ def test_region_windows_cores_partition_the_region_and_hold_every_car_whole():
                  & (starts[:, 0] <= lo[1]) & (starts[:, 0] + CHIP >= hi[1]))
         assert whole.any(), (col, row)
     # Fewer chips than 1024 px blocks with a 96 px halo, each chipped on its own.
-    from railwatch.grid import plan_windows
+    from railwatch.imagery.grid import plan_windows
 
     blocks = plan_windows(grid, region)
     assert len(chips) < count_chips(list(blocks), layout)
@@ -239,7 +239,7 @@ def test_region_windows_cores_partition_the_region_and_hold_every_car_whole():
 def test_forty_cars_across_region_windows_give_forty(tmp_path):
     # The same diagonal string, now read as the pipeline reads it: windows of a chip plan over
     # the track's corridor, each a tile with its own core; boxes merged across tiles.
-    from railwatch.chipplan import plan_region_windows
+    from railwatch.detect.chipplan import plan_region_windows
 
     cars = _string_of_cars(40, 30.0, start=(150.0, 2300.0))
     rows = int(cars[..., 1].max()) + 200

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
+from railwatch.detect.manifest import default_model_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -84,6 +86,6 @@ def test_retrain_detector(notebook_out, monkeypatch):
     assert "retrained" in out and "shipped" in out and "covered_car" in out
     # It fine-tuned the shipped weights, gently: no warm-up, a small AdamW rate.
     manifest = json.loads((model / "manifest.json").read_text())
-    assert Path(manifest["training"]["settings"]["base"]) == ROOT / "models"
+    assert Path(manifest["training"]["settings"]["base"]) == default_model_dir()
     args = yaml.safe_load((model / "run" / "args.yaml").read_text())
     assert (args["optimizer"], args["lr0"], args["warmup_epochs"]) == ("AdamW", 1e-4, 0.0)

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from railwatch.comparison import Comparison, Verdict
-from railwatch.plot import (
+from railwatch.report.comparison import Comparison, Verdict
+from railwatch.report.plot import (
     quicklook_figure,
     snapshot_figure,
     snapshot_vs_week_figure,
     weekly_figure,
     zone_colours,
 )
-from railwatch.reported import Qualifier, Quantity, ReportedFigure
+from railwatch.report.reported import Qualifier, Quantity, ReportedFigure
 
 ZONES = ["tumangang_yard", "bridge", "khasan_yard"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from railwatch.matching import match_cars
-from railwatch.registration import RegistrationSettings, register
+from railwatch.count.matching import match_cars
+from railwatch.count.registration import RegistrationSettings, register
 
 PITCH = 20.2  # a 19.2 m covered car and a 1 m gap
 TRACK_SPACING = 4.75

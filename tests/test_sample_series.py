@@ -17,13 +17,13 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from railwatch.batch import BatchSettings, run_batch
-from railwatch.detections import Detections
-from railwatch.manifest import CLASSES
-from railwatch.report import ReportSettings, load_inputs, write_report
-from railwatch.reported import load_reported
+from railwatch.detect.detections import Detections
+from railwatch.detect.manifest import CLASSES
+from railwatch.report.outputs import ReportSettings, load_inputs, write_report
+from railwatch.report.reported import load_reported
 from railwatch.site import load_site
-from railwatch.store import ModelRecord, Store
+from railwatch.store.batch import BatchSettings, run_batch
+from railwatch.store.database import ModelRecord, Store
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_tiles"
 TRUTH = SAMPLE / "truth"
@@ -83,7 +83,7 @@ def test_counts_equal_the_truth_where_the_zone_was_observed(outputs):
     ours = pd.read_csv(outputs / "frames.csv")
     both = truth.merge(ours, on=["scene", "zone", "class"], suffixes=("_truth", ""))
     assert len(both) == len(truth)
-    # Coverage comes from the pixel cloud mask (railwatch.clouds), not from the truth: close,
+    # Coverage comes from the pixel cloud mask (railwatch.imagery.clouds), not from the truth: close,
     # not equal. Counts are compared wherever railwatch says the zone was observed.
     assert (both["coverage"] - both["coverage_truth"]).abs().max() < 0.15
     seen = both.dropna(subset=["count"])

@@ -18,8 +18,8 @@ from railwatch.errors import (
     SceneReadError,
     UnsupportedBandsError,
 )
-from railwatch.grid import SiteGrid, plan_windows
-from railwatch.scene import open_scene, read_tiles
+from railwatch.imagery.grid import SiteGrid, plan_windows
+from railwatch.imagery.scene import open_scene, read_tiles
 from railwatch.site import load_site
 
 GSD = 0.5
@@ -273,7 +273,7 @@ def test_detection_may_go_without_a_time_but_counting_may_not(make_scene):
 def test_fine_imagery_is_averaged_not_aliased_when_shrunk(make_scene):
     from rasterio.enums import Resampling
 
-    from railwatch.scene import resampling_for
+    from railwatch.imagery.scene import resampling_for
 
     assert resampling_for(0.1, 0.3) is Resampling.average
     assert resampling_for(0.25, 0.3) is Resampling.bilinear

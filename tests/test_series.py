@@ -11,10 +11,8 @@ import pytest
 from fake_detector import boxes
 from rasterio.crs import CRS
 
-from railwatch.counts import CountedScene, frame_rows, missed_bound, true_count_interval
-from railwatch.detections import Detections
-from railwatch.manifest import CLASSES, ClassMetrics
-from railwatch.series import (
+from railwatch.count.frames import CountedScene, frame_rows, missed_bound, true_count_interval
+from railwatch.count.weekly import (
     SeriesSettings,
     Transition,
     ZoneClassSeries,
@@ -22,6 +20,8 @@ from railwatch.series import (
     iso_week,
     weekly_table,
 )
+from railwatch.detect.detections import Detections
+from railwatch.detect.manifest import CLASSES, ClassMetrics
 
 CRS_ = CRS.from_epsg(32652)
 PERFECT = {c: ClassMetrics(1.0, 1.0) for c in CLASSES}

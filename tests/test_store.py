@@ -11,11 +11,11 @@ from conftest import write_scene, write_site
 from fake_detector import FakeDetector
 from shapely.geometry import Point
 
-from railwatch.manifest import CLASSES, ClassMetrics
-from railwatch.observation import observe_scene
-from railwatch.scene import open_scene
+from railwatch.detect.manifest import CLASSES, ClassMetrics
+from railwatch.detect.observation import observe_scene
+from railwatch.imagery.scene import open_scene
 from railwatch.site import load_site
-from railwatch.store import ModelRecord, Store, StoreError
+from railwatch.store.database import ModelRecord, Store, StoreError
 
 LON, LAT = 130.6081, 42.4214
 

@@ -41,12 +41,12 @@ def count(
     scenes are one line on stderr and a row in OUT/rejected.csv. Exit 0 when the batch ran,
     1 when no scene could be used, 2 for a usage error.
     """
-    from railwatch.batch import BatchSettings, run_batch
     from railwatch.cli.options import build_detector
-    from railwatch.report import ReportSettings, load_inputs, write_report
-    from railwatch.reported import ReportedFiguresError, load_reported
+    from railwatch.report.outputs import ReportSettings, load_inputs, write_report
+    from railwatch.report.reported import ReportedFiguresError, load_reported
     from railwatch.site import load_site
-    from railwatch.store import DEFAULT_STORE_NAME, ModelRecord, Store
+    from railwatch.store.batch import BatchSettings, run_batch
+    from railwatch.store.database import DEFAULT_STORE_NAME, ModelRecord, Store
 
     try:
         figures = load_reported(reported)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from railwatch.acquisition import TimeSource
 from railwatch.cli.options import model_options, observe_image
-from railwatch.grid import SiteGrid
-from railwatch.quicklook import quicklook, save_png
+from railwatch.imagery.acquisition import TimeSource
+from railwatch.imagery.grid import SiteGrid
+from railwatch.report.quicklook import quicklook, save_png
 from railwatch.site import AreaKind
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from railwatch.cli.options import site_option
-from railwatch.coverage import coverage, valid_area_pixels
+from railwatch.detect.manifest import default_gsd
 from railwatch.errors import SceneError
-from railwatch.grid import SiteGrid, plan_windows
-from railwatch.manifest import default_gsd
-from railwatch.scene import open_scene, read_tiles
+from railwatch.imagery.coverage import coverage, valid_area_pixels
+from railwatch.imagery.grid import SiteGrid, plan_windows
+from railwatch.imagery.scene import open_scene, read_tiles
 from railwatch.site import AreaKind, load_site
 
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from railwatch.detector import Detector
-    from railwatch.observation import Observation
-    from railwatch.scene import Scene
+    from railwatch.detect.detector import Detector
+    from railwatch.detect.observation import Observation
+    from railwatch.imagery.scene import Scene
     from railwatch.site import Site
 
 site_option = click.option(
@@ -32,12 +32,13 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--trust-model", is_flag=True,
                      help="Load model files whose sha256 does not match their manifest.")(f)
     f = click.option("--model", type=click.Path(path_type=Path), default=None,
-                     help="Model folder with manifest.json (default: the shipped models/).")(f)
+                     help="Model folder with manifest.json (default: $RAILWATCH_MODEL_DIR, "
+                          "else the shipped railwatch/models/).")(f)
     return f
 
 
 def build_detector(model: Path | None, trust_model: bool, runtime: str, conf: float | None) -> Detector:
-    from railwatch.detector import DetectorSettings, Runtime, load_detector
+    from railwatch.detect.detector import DetectorSettings, Runtime, load_detector
 
     return load_detector(model, trust_model, DetectorSettings(runtime=Runtime(runtime), conf=conf))
 
@@ -47,8 +48,8 @@ def observe_image(
 ) -> tuple[Site, Scene, Observation] | None:
     """Open and observe one image for ``detect``/``evaluate`` (time not required); a refused
     scene is one line on stderr and ``None``."""
+    from railwatch.detect.observation import observe_file
     from railwatch.errors import SceneError
-    from railwatch.observation import observe_file
 
     try:
         return observe_file(image, detector, site_name)

@@ -20,6 +20,7 @@ import shapely
 from shapely.affinity import translate
 from shapely.geometry import Polygon, box
 
+from railwatch.classes import CLASS_NAMES, CarClass
 from railwatch.simulate.canvas import Canvas, RasterWindow
 from railwatch.simulate.ground import Season, palette_for
 from railwatch.simulate.imaging import (
@@ -31,7 +32,7 @@ from railwatch.simulate.imaging import (
     random_sensor,
     random_view,
 )
-from railwatch.simulate.stock import CLASS_NAMES, CarClass, PlacedCar, roof_offset
+from railwatch.simulate.stock import PlacedCar, roof_offset
 from railwatch.simulate.sun import Sun
 from railwatch.simulate.yard import paint_yard, random_yard
 
@@ -61,7 +62,7 @@ class ChipLabel:
 
     def line(self) -> str:
         """The label as an ultralytics YOLO-OBB text line."""
-        return f"{int(self.cls)} " + " ".join(f"{v:.6f}" for v in self.corners.reshape(-1))
+        return f"{self.cls.index} " + " ".join(f"{v:.6f}" for v in self.corners.reshape(-1))
 
 
 @dataclass(frozen=True, slots=True)

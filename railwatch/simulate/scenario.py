@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from railwatch.classes import CLASS_NAMES, CarClass
 from railwatch.errors import RailwatchError
 from railwatch.simulate.ground import Season
-from railwatch.simulate.stock import CLASS_NAMES, CarClass
 
 __all__ = [
     "Action",

@@ -21,7 +21,7 @@ import shapely
 from rasterio.features import rasterize
 from shapely.geometry import Point, Polygon
 
-from railwatch.grid import SiteGrid
+from railwatch.imagery.grid import SiteGrid
 from railwatch.simulate.canvas import Canvas, RasterWindow
 from railwatch.simulate.ground import palette_for
 from railwatch.simulate.imaging import (
@@ -80,9 +80,9 @@ def build_train_book(scenario: Scenario) -> TrainBook:
         shared: dict[int, np.ndarray] = {}
         out: list[Car] = []
         for cls in train.classes:
-            base = shared.get(int(cls)) if rng.random() > 0.2 else None
+            base = shared.get(cls.index) if rng.random() > 0.2 else None
             car = random_car(cls, rng, base_color=base)
-            shared.setdefault(int(cls), np.asarray(car.look.color))
+            shared.setdefault(cls.index, np.asarray(car.look.color))
             out.append(car)
         cars[train.train_id] = tuple(out)
         gaps[train.train_id] = tuple(float(g) for g in rng.uniform(1.0, 2.0, len(out)))

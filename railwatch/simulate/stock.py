@@ -18,13 +18,12 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
+from railwatch.classes import CarClass
 from railwatch.simulate.canvas import Canvas
 from railwatch.simulate.sun import Sun
 
 __all__ = [
-    "CLASS_NAMES",
     "Car",
-    "CarClass",
     "CarLook",
     "Load",
     "PlacedCar",
@@ -34,28 +33,6 @@ __all__ = [
 ]
 
 
-class CarClass(enum.IntEnum):
-    """Rolling-stock classes, in the index order used by labels and models."""
-
-    COVERED_CAR = 0
-    OPEN_CAR = 1
-    TANK_CAR = 2
-    FLAT_CAR = 3
-    LOCOMOTIVE = 4
-
-    @property
-    def label(self) -> str:
-        return CLASS_NAMES[self.value]
-
-    @classmethod
-    def from_label(cls, name: str) -> CarClass:
-        try:
-            return cls(CLASS_NAMES.index(name))
-        except ValueError:
-            raise ValueError(f"unknown car class {name!r}; use one of {', '.join(CLASS_NAMES)}") from None
-
-
-CLASS_NAMES: tuple[str, ...] = ("covered_car", "open_car", "tank_car", "flat_car", "locomotive")
 
 
 class Load(enum.StrEnum):

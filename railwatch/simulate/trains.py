@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from shapely.geometry import LineString
 
-from railwatch.simulate.stock import Car, CarClass, PlacedCar, random_car
+from railwatch.classes import CarClass
+from railwatch.simulate.stock import Car, PlacedCar, random_car
 
 __all__ = ["place_string", "random_consist", "string_length"]
 
@@ -43,7 +44,7 @@ def random_consist(
         cars.append(loco)
     p = CONSIST_WEIGHTS / CONSIST_WEIGHTS.sum()
     if block:
-        cls = CarClass(int(rng.choice(5, p=p)))
+        cls = CarClass.from_index(int(rng.choice(5, p=p)))
         first = random_car(cls, rng)
         base = np.asarray(first.look.color)
         cars.append(first)
@@ -52,7 +53,7 @@ def random_consist(
             cars.append(random_car(cls, rng, base_color=None if odd else base))
     else:
         while len(cars) < n:
-            cls = CarClass(int(rng.choice(5, p=p)))
+            cls = CarClass.from_index(int(rng.choice(5, p=p)))
             cars.append(random_car(cls, rng))
     return cars
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from shapely.geometry import mapping
 
+from railwatch.classes import CLASS_NAMES
 from railwatch.simulate.scenario import Action, Direction, Scenario
 from railwatch.simulate.scene import (
     RenderedScene,
@@ -32,7 +33,6 @@ from railwatch.simulate.scene import (
     zone_coverage,
     zone_of,
 )
-from railwatch.simulate.stock import CLASS_NAMES
 from railwatch.simulate.world import SiteWorld
 
 __all__ = [

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from railwatch.manifest import CLASSES
-from railwatch.obb import rotated_iou
+from railwatch.classes import CLASSES
+from railwatch.detect.obb import rotated_iou
 
 __all__ = [
     "ClassScore",

@@ -22,8 +22,9 @@ import numpy as np
 import yaml
 
 from railwatch import __version__
+from railwatch.classes import CLASS_NAMES, CLASSES
+from railwatch.detect.manifest import ModelManifest, sha256_file
 from railwatch.errors import RailwatchError
-from railwatch.manifest import CLASSES, ModelManifest, sha256_file
 
 __all__ = ["TrainSettings", "combined_data_yaml", "fit", "package_model", "train_model"]
 
@@ -114,7 +115,7 @@ def combined_data_yaml(datasets: Sequence[Path], out: Path) -> Path:
         raise RailwatchError("no validation images in the datasets; each needs a val split")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        yaml.safe_dump({"train": train, "val": val, "names": dict(enumerate(CLASSES))}, sort_keys=False)
+        yaml.safe_dump({"train": train, "val": val, "names": dict(enumerate(CLASS_NAMES))}, sort_keys=False)
     )
     return out
 
@@ -125,7 +126,7 @@ def fit(
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Train (or resume) and return the best weights. Runs ultralytics offline."""
-    from railwatch.offline import import_ultralytics
+    from railwatch.detect.offline import import_ultralytics
 
     ultralytics = import_ultralytics()
     out = Path(settings.out).resolve()
@@ -234,7 +235,7 @@ def package_model(
     ``command`` is the command line that trained it (default: the Python API, whose settings
     the manifest holds in full).
     """
-    from railwatch.offline import import_ultralytics
+    from railwatch.detect.offline import import_ultralytics
 
     ultralytics = import_ultralytics()
     out = Path(settings.out).resolve()

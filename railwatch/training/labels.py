@@ -19,13 +19,13 @@ import shapely
 import yaml
 from shapely.geometry import shape
 
-from railwatch.chipplan import axis_starts
+from railwatch.classes import CLASS_NAMES, CLASSES
+from railwatch.detect.chipplan import axis_starts
 from railwatch.errors import RailwatchError
-from railwatch.grid import GridWindow, SiteGrid
-from railwatch.manifest import CLASSES
-from railwatch.scene import footprint_lonlat, open_scene, read_tiles
+from railwatch.imagery.grid import GridWindow, SiteGrid
+from railwatch.imagery.scene import footprint_lonlat, open_scene, read_tiles
+from railwatch.imagery.tile import PixelWindow
 from railwatch.site import site_for_footprint
-from railwatch.tile import PixelWindow
 
 __all__ = ["LabelledCar", "chip_labels", "export_from_labels", "read_labels"]
 
@@ -157,7 +157,7 @@ def export_from_labels(
         "path": str(out.resolve()),
         "train": "images/train",
         "val": "images/val",
-        "names": dict(enumerate(CLASSES)),
+        "names": dict(enumerate(CLASS_NAMES)),
         "gsd": gsd,
         "source": {"images": [str(p) for p in images], "labels": str(labels)},
     }

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from shapely.geometry import shape
 
+from railwatch.classes import CLASSES
+from railwatch.detect.observation import DetectorLike, observe_file
 from railwatch.errors import RailwatchError, SceneError
-from railwatch.manifest import CLASSES
-from railwatch.observation import DetectorLike, observe_file
 from railwatch.site import Site
 from railwatch.training.evaluate import Evaluation, evaluate_scene
 

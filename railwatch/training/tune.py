@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from railwatch.detector import Backend
+from railwatch.detect.detector import Backend
+from railwatch.detect.obb import xywhr_to_corners
 from railwatch.errors import RailwatchError
-from railwatch.obb import xywhr_to_corners
 from railwatch.training.evaluate import Evaluation, evaluate_scene, merge_evaluations
 
 __all__ = ["ChipPredictions", "measure_on_val", "predict_val_chips", "tune_threshold"]
@@ -104,7 +104,7 @@ def measure_on_val(weights: Path, datasets: Sequence[str | Path], size: int) -> 
     (the ``accuracy`` block of a manifest)."""
     import yaml
 
-    from railwatch.detector import TorchBackend
+    from railwatch.detect.detector import TorchBackend
 
     val_dirs: list[Path] = []
     for d in datasets:

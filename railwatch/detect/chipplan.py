@@ -22,8 +22,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.grid import GridWindow, SiteGrid
-from railwatch.tile import PixelWindow
+from railwatch.imagery.grid import GridWindow, SiteGrid
+from railwatch.imagery.tile import PixelWindow
 
 __all__ = [
     "Chip",

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from railwatch.detect.observation import DetectorLike, observe_scene
 from railwatch.errors import RailwatchError, SceneError
-from railwatch.observation import DetectorLike, observe_scene
-from railwatch.scene import open_scene
+from railwatch.imagery.scene import open_scene
 from railwatch.site import Site
-from railwatch.store import ModelRecord, Store
+from railwatch.store.database import ModelRecord, Store
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -20,23 +20,23 @@ import pandas as pd
 import shapely
 from matplotlib.figure import Figure
 
-from railwatch.comparison import (
+from railwatch.count.frames import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
+from railwatch.count.weekly import SeriesSettings, weekly_table
+from railwatch.errors import SceneError
+from railwatch.imagery.grid import GridWindow, SiteGrid
+from railwatch.imagery.scene import open_scene, read_tiles
+from railwatch.imagery.tile import PixelWindow
+from railwatch.report.comparison import (
     Comparison,
     ComparisonSettings,
     Verdict,
     compare,
     comparison_table,
 )
-from railwatch.counts import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
-from railwatch.errors import SceneError
-from railwatch.grid import GridWindow, SiteGrid
-from railwatch.plot import quicklook_figure, snapshot_figure, weekly_figure
-from railwatch.reported import ANY, ReportedFigure
-from railwatch.scene import open_scene, read_tiles
-from railwatch.series import SeriesSettings, weekly_table
+from railwatch.report.plot import quicklook_figure, snapshot_figure, weekly_figure
+from railwatch.report.reported import ANY, ReportedFigure
 from railwatch.site import AreaKind, Site
-from railwatch.store import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
-from railwatch.tile import PixelWindow
+from railwatch.store.database import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
 
 __all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
            "scene_quicklook", "write_report"]

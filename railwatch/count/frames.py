@@ -10,15 +10,16 @@ and recall.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from railwatch.manifest import CLASSES, ClassMetrics
-from railwatch.store import CountedScene
+from railwatch.classes import CLASSES
+from railwatch.detect.detections import Detections
+from railwatch.detect.manifest import ClassMetrics
 
 __all__ = [
     "DEFAULT_MIN_COVERAGE",
@@ -32,6 +33,31 @@ __all__ = [
     "missed_bound",
     "true_count_interval",
 ]
+
+@dataclass(frozen=True, slots=True)
+class CountedScene:
+    """What aggregation needs of one counted scene: when, what each zone showed, how much of it.
+
+    ``detections`` are in the site CRS with zones assigned; ``coverage`` maps every zone of the
+    site to the fraction of it the scene observed.
+    """
+
+    scene: str
+    acquired: datetime
+    coverage: Mapping[str, float]
+    detections: Detections
+
+    def __post_init__(self) -> None:
+        if self.acquired.tzinfo is None:
+            raise ValueError(f"{self.scene}: acquisition time must be timezone-aware")
+        if any(not 0.0 <= c <= 1.0 for c in self.coverage.values()):
+            raise ValueError(f"{self.scene}: coverage must be fractions, got {dict(self.coverage)}")
+
+    def observed(self, zone: str, min_coverage: float) -> bool:
+        """Whether the zone was seen well enough to be counted."""
+        return self.coverage.get(zone, 0.0) >= min_coverage
+
+
 
 #: Below this fraction of valid, cloud-free pixels a zone counts as not observed in a scene.
 DEFAULT_MIN_COVERAGE = 0.5

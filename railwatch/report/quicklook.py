@@ -7,11 +7,11 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from railwatch.detections import Detections
-from railwatch.grid import GridWindow, SiteGrid
-from railwatch.manifest import CLASSES
-from railwatch.scene import Scene, read_tiles
-from railwatch.tile import PixelWindow
+from railwatch.classes import CLASSES
+from railwatch.detect.detections import Detections
+from railwatch.imagery.grid import GridWindow, SiteGrid
+from railwatch.imagery.scene import Scene, read_tiles
+from railwatch.imagery.tile import PixelWindow
 
 __all__ = ["CLASS_COLOURS", "quicklook", "save_png"]
 

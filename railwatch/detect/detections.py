@@ -17,8 +17,8 @@ from rasterio.crs import CRS
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
-from railwatch.manifest import CLASSES
-from railwatch.obb import corners_to_xywhr, polygons
+from railwatch.classes import CLASSES
+from railwatch.detect.obb import corners_to_xywhr, polygons
 
 __all__ = ["Detections"]
 
@@ -28,7 +28,7 @@ class Detections:
     """Oriented car detections of one or more scenes.
 
     ``corners`` ``(n, 4, 2)`` float64 in ``crs``; ``class_id`` ``(n,)`` int (index into
-    :data:`~railwatch.manifest.CLASSES`); ``confidence`` ``(n,)`` float; ``zone`` ``(n,)``
+    :data:`~railwatch.detect.manifest.CLASSES`); ``confidence`` ``(n,)`` float; ``zone`` ``(n,)``
     object (zone name or ``None``); ``scene`` ``(n,)`` object (file name).
     """
 

@@ -1,8 +1,8 @@
 """Weekly series per ISO week × zone × class, from the counted scenes of a site.
 
 For each zone the scenes that observed it (coverage ≥ ``min_coverage``) are taken in time order;
-each consecutive pair is co-registered (:mod:`railwatch.registration`) and its cars matched
-(:mod:`railwatch.matching`): parked cars, arrivals, departures. ``weekly.csv`` columns:
+each consecutive pair is co-registered (:mod:`railwatch.count.registration`) and its cars matched
+(:mod:`railwatch.count.matching`): parked cars, arrivals, departures. ``weekly.csv`` columns:
 
 - ``week`` (ISO week, e.g. ``2023-W40``) and ``week_start`` (its Monday, UTC).
 - ``n_scenes``: scenes acquired in the week that observed the zone.
@@ -16,7 +16,8 @@ each consecutive pair is co-registered (:mod:`railwatch.registration`) and its c
 
 The estimator (per zone × class; ``p``, ``r`` the model's measured precision and recall):
 
-1. A detector count ``n`` stands for ``n·p/r`` true cars (:func:`~railwatch.counts.true_count_interval`).
+1. A detector count ``n`` stands for ``n·p/r`` true cars
+   (:func:`~railwatch.count.frames.true_count_interval`).
    Between two observed scenes with ``m`` matched cars, ``a`` unmatched later cars and ``d``
    unmatched earlier cars, the true arrivals are ``(a − n_later·(1−p) − m·(1−r)/r) / r``:
    detections that are false, and parked cars missed in the earlier scene, also look like
@@ -60,16 +61,17 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from railwatch.counts import (
+from railwatch.classes import CLASSES
+from railwatch.count.frames import (
     DEFAULT_MIN_COVERAGE,
     Z_90,
     CountedScene,
     missed_bound,
     true_count_interval,
 )
-from railwatch.manifest import CLASSES, ClassMetrics
-from railwatch.matching import DEFAULT_MATCH_TOLERANCE, CarMatch, match_cars
-from railwatch.registration import Registration, RegistrationSettings, register
+from railwatch.count.matching import DEFAULT_MATCH_TOLERANCE, CarMatch, match_cars
+from railwatch.count.registration import Registration, RegistrationSettings, register
+from railwatch.detect.manifest import ClassMetrics
 
 __all__ = [
     "WEEKLY_COLUMNS",

@@ -1,7 +1,7 @@
 """One scene observed: its detections per zone and how much of each zone it saw.
 
 ``observe_scene`` is the per-scene pipeline: a chip plan over the counting areas (made once
-for the whole region, :func:`~railwatch.chipplan.plan_region_windows`) → windows read as tiles
+for the whole region, :func:`~railwatch.detect.chipplan.plan_region_windows`) → windows read as tiles
 → detector → detections with zones, plus the coverage of each zone.
 """
 
@@ -16,14 +16,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.chipplan import ChipLayout, plan_region_windows
-from railwatch.clouds import cloud_mask
-from railwatch.coverage import coverage, valid_area_pixels
-from railwatch.detections import Detections
-from railwatch.grid import SiteGrid
-from railwatch.scene import Scene, footprint_lonlat, open_scene, read_tiles
+from railwatch.detect.chipplan import ChipLayout, plan_region_windows
+from railwatch.detect.detections import Detections
+from railwatch.imagery.clouds import cloud_mask
+from railwatch.imagery.coverage import coverage, valid_area_pixels
+from railwatch.imagery.grid import SiteGrid
+from railwatch.imagery.scene import Scene, footprint_lonlat, open_scene, read_tiles
+from railwatch.imagery.tile import Tile
 from railwatch.site import AreaKind, Site, load_site, site_for_footprint
-from railwatch.tile import Tile
 
 __all__ = ["DetectorLike", "LaysChips", "Observation", "observe_file", "observe_scene"]
 
@@ -83,7 +83,7 @@ def observe_scene(
 ) -> Observation:
     """Detect cars in the counting areas of one scene and measure each zone's coverage.
 
-    Pixels under cloud (see :mod:`railwatch.clouds`) are not valid: they lower the coverage and
+    Pixels under cloud (see :mod:`railwatch.imagery.clouds`) are not valid: they lower the coverage and
     no detection is reported on them.
     """
     grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)

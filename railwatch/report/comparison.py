@@ -10,7 +10,7 @@ Like is paired with like:
 
 ``class`` ``any`` sums the classes; ``zone`` ``any`` sums the zones. The measured side is an
 interval of true cars: for a snapshot, the detector count corrected by the model's precision
-and recall (:func:`~railwatch.counts.true_count_interval`); for a week, ``low``–``high`` of the
+and recall (:func:`~railwatch.count.frames.true_count_interval`); for a week, ``low``–``high`` of the
 series. The reported side is the qualifier's interval (:meth:`ReportedFigure.bounds`). Verdicts:
 ``consistent`` when the two intervals overlap, ``measured_higher`` / ``measured_lower`` when
 the measured interval lies wholly above / below, ``not_observed`` when nothing comparable was
@@ -27,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from railwatch.counts import Z_90, CountInterval, true_count_interval
-from railwatch.manifest import CLASSES, ClassMetrics
-from railwatch.reported import ANY, Quantity, ReportedFigure
-from railwatch.series import iso_week
+from railwatch.classes import CLASSES
+from railwatch.count.frames import Z_90, CountInterval, true_count_interval
+from railwatch.count.weekly import iso_week
+from railwatch.detect.manifest import ClassMetrics
+from railwatch.report.reported import ANY, Quantity, ReportedFigure
 
 __all__ = [
     "COMPARISON_COLUMNS",

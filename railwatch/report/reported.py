@@ -28,8 +28,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
+from railwatch.classes import CLASSES
 from railwatch.errors import RailwatchError
-from railwatch.manifest import CLASSES
 
 __all__ = [
     "ANY",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from railwatch.registration import Registration, greedy_pairs
+from railwatch.count.registration import Registration, greedy_pairs
 
 __all__ = ["DEFAULT_MATCH_TOLERANCE", "CarMatch", "match_cars"]
 

@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 from rasterio.features import rasterize
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.tile import PixelWindow
+from railwatch.imagery.tile import PixelWindow
 
 __all__ = ["GridWindow", "SiteGrid", "plan_windows"]
 

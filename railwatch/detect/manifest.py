@@ -21,24 +21,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from railwatch.classes import CLASSES
 from railwatch.errors import ModelError, ModelIntegrityError
 
 __all__ = [
-    "CLASSES",
     "DEFAULT_GSD",
+    "MODEL_DIR_ENV",
     "ClassMetrics",
     "ModelManifest",
     "default_gsd",
     "default_model_dir",
     "sha256_file",
 ]
-
-#: Rolling-stock classes, in the model's index order.
-CLASSES: tuple[str, ...] = ("covered_car", "open_car", "tank_car", "flat_car", "locomotive")
 
 #: Grid ground sample distance used when no model manifest exists.
 DEFAULT_GSD = 0.5
@@ -151,9 +151,20 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Environment variable naming a model folder to use instead of the shipped one.
+MODEL_DIR_ENV = "RAILWATCH_MODEL_DIR"
+
+
 def default_model_dir() -> Path:
-    """``models/`` beside the package (an editable install or a source checkout)."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """The model folder used when ``--model`` is not given.
+
+    ``$RAILWATCH_MODEL_DIR`` when set; otherwise the model shipped inside the package
+    (``railwatch/models/``, package data, so a wheel install finds it too).
+    """
+    override = os.environ.get(MODEL_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(str(resources.files("railwatch") / "models"))
 
 
 def default_gsd() -> float:

@@ -38,15 +38,16 @@ from rasterio.crs import CRS
 from shapely.geometry import mapping
 
 from railwatch import __version__
-from railwatch.detections import Detections
+from railwatch.classes import CLASSES
+from railwatch.count.frames import CountedScene
+from railwatch.detect.detections import Detections
+from railwatch.detect.manifest import ClassMetrics
+from railwatch.detect.observation import Observation
 from railwatch.errors import RailwatchError
-from railwatch.manifest import CLASSES, ClassMetrics
-from railwatch.observation import Observation
 from railwatch.site import AreaKind, Site, site_from_geojson
 
 __all__ = [
     "DEFAULT_STORE_NAME",
-    "CountedScene",
     "ModelRecord",
     "RejectionRecord",
     "RunRecord",
@@ -106,30 +107,6 @@ CREATE TABLE IF NOT EXISTS counts (
 
 class StoreError(RailwatchError, OSError):
     """The store file cannot be opened, is not a railwatch store, or lacks what was asked."""
-
-
-@dataclass(frozen=True, slots=True)
-class CountedScene:
-    """What aggregation needs of one counted scene: when, what each zone showed, how much of it.
-
-    ``detections`` are in the site CRS with zones assigned; ``coverage`` maps every zone of the
-    site to the fraction of it the scene observed.
-    """
-
-    scene: str
-    acquired: datetime
-    coverage: Mapping[str, float]
-    detections: Detections
-
-    def __post_init__(self) -> None:
-        if self.acquired.tzinfo is None:
-            raise ValueError(f"{self.scene}: acquisition time must be timezone-aware")
-        if any(not 0.0 <= c <= 1.0 for c in self.coverage.values()):
-            raise ValueError(f"{self.scene}: coverage must be fractions, got {dict(self.coverage)}")
-
-    def observed(self, zone: str, min_coverage: float) -> bool:
-        """Whether the zone was seen well enough to be counted."""
-        return self.coverage.get(zone, 0.0) >= min_coverage
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ import numpy as np
 from affine import Affine
 from rasterio.features import rasterize
 
+from railwatch.imagery.tile import Tile
 from railwatch.site import CountingArea
-from railwatch.tile import Tile
 
 __all__ = ["coverage", "valid_area_pixels"]
 

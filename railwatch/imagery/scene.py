@@ -24,8 +24,6 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import Polygon
 
-from railwatch import acquisition
-from railwatch.acquisition import Acquisition
 from railwatch.errors import (
     NoAcquisitionTimeError,
     NoGeoreferenceError,
@@ -34,8 +32,10 @@ from railwatch.errors import (
     SceneReadError,
     UnsupportedBandsError,
 )
-from railwatch.grid import GridWindow, SiteGrid
-from railwatch.tile import Tile
+from railwatch.imagery import acquisition
+from railwatch.imagery.acquisition import Acquisition
+from railwatch.imagery.grid import GridWindow, SiteGrid
+from railwatch.imagery.tile import Tile
 
 __all__ = [
     "MAX_GSD_M",

@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as PolygonPatch
 from matplotlib.transforms import blended_transform_factory
 
-from railwatch.comparison import Comparison
-from railwatch.manifest import CLASSES
-from railwatch.quicklook import CLASS_COLOURS
-from railwatch.reported import ANY, Quantity, ReportedFigure
+from railwatch.classes import CLASSES
+from railwatch.report.comparison import Comparison
+from railwatch.report.quicklook import CLASS_COLOURS
+from railwatch.report.reported import ANY, Quantity, ReportedFigure
 
 __all__ = [
     "class_colours",
@@ -44,7 +44,7 @@ def zone_colours(zones: Sequence[str]) -> dict[str, str]:
 
 
 def class_colours() -> dict[str, str]:
-    """The detector's class colours (:data:`railwatch.quicklook.CLASS_COLOURS`) as hex strings."""
+    """The detector's class colours (:data:`railwatch.report.quicklook.CLASS_COLOURS`) as hex strings."""
     return {c: "#{:02x}{:02x}{:02x}".format(*CLASS_COLOURS[c]) for c in CLASSES}
 
 

@@ -23,12 +23,13 @@ from rasterio.crs import CRS
 from rasterio.features import rasterize
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.chipplan import Chip, ChipLayout, plan_chips
-from railwatch.detections import Detections
+from railwatch.classes import CLASSES
+from railwatch.detect.chipplan import Chip, ChipLayout, plan_chips
+from railwatch.detect.detections import Detections
+from railwatch.detect.manifest import ModelManifest, default_model_dir
+from railwatch.detect.obb import merge_oriented, rotated_nms, xywhr_to_corners
 from railwatch.errors import ModelError, RailwatchError
-from railwatch.manifest import CLASSES, ModelManifest, default_model_dir
-from railwatch.obb import merge_oriented, rotated_nms, xywhr_to_corners
-from railwatch.tile import Tile
+from railwatch.imagery.tile import Tile
 
 __all__ = ["Detector", "DetectorSettings", "Runtime", "load_detector"]
 
@@ -127,7 +128,7 @@ class TorchBackend:
     """ultralytics on torch (a GPU where one is at hand)."""
 
     def __init__(self, path: Path, size: int) -> None:
-        from railwatch.offline import import_ultralytics
+        from railwatch.detect.offline import import_ultralytics
 
         ultralytics = import_ultralytics()
         self.model = ultralytics.YOLO(str(path), task="obb")
@@ -180,7 +181,7 @@ class Detector:
         """Cars whose centre lies in ``region`` (the tiles' CRS) on a valid pixel, each reported once.
 
         The tiles are windows of one grid whose cores do not overlap (as
-        :func:`~railwatch.chipplan.plan_region_windows` or :func:`~railwatch.grid.plan_windows`
+        :func:`~railwatch.detect.chipplan.plan_region_windows` or :func:`~railwatch.imagery.grid.plan_windows`
         make them). Chips are planned in each tile and run through the model in batches across
         tiles. A box reaching a chip edge beyond which there is more to see (an inner chip edge, or
         a tile edge past the tile's core) is a cut car and dropped: chips overlap by more than a

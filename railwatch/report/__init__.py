@@ -1,0 +1,1 @@
+"""Stage 5, reporting: reported figures, the comparison with them, plots, quicklooks and the output files."""
