@@ -242,7 +242,7 @@ def test_count_cli_writes_every_output_and_exits_0_with_rejections(world, fake_c
     assert feature["geometry"]["type"] == "Polygon" and ring[0] == ring[-1] and len(ring) == 5
     assert abs(ring[0][0] - LON) < 0.01 and abs(ring[0][1] - LAT) < 0.01  # EPSG:4326
     props = feature["properties"]
-    assert set(props) == {"scene", "acquired", "class", "confidence", "zone"}
+    assert set(props) == {"scene", "acquired", "class", "confidence", "zone", "class_confidence"}
     assert props["acquired"].startswith("2023-10-0") and props["acquired"].endswith("Z")
     assert props["class"] == "covered_car" and props["zone"] == "yard"
     frames = pd.read_csv(out / "frames.csv")

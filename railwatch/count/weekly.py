@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from railwatch.classes import CLASSES
+from railwatch.count.errormatrix import ErrorMatrix
 from railwatch.count.frames import (
     DEFAULT_MIN_COVERAGE,
     Z_90,
@@ -147,10 +148,14 @@ class ZoneClassSeries:
     times: tuple[datetime, ...]
     counts: tuple[int, ...]
     transitions: tuple[Transition, ...]
+    #: Per observed scene, the zone's detector counts of every class (for the error matrix).
+    class_counts: tuple[dict[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.counts) != len(self.times):
             raise ValueError("one count per time")
+        if self.class_counts and len(self.class_counts) != len(self.times):
+            raise ValueError("one set of class counts per time")
         if len(self.transitions) != max(0, len(self.times) - 1):
             raise ValueError("one transition between each pair of consecutive times")
         if any(b <= a for a, b in pairwise(self.times)):
@@ -231,6 +236,13 @@ def zone_class_series(
         return np.equal(d.zone, zone) & (d.class_id == cls_id)
 
     counts = [int(selected(k).sum()) for k in observed]
+
+    def by_class(k: int) -> dict[str, int]:
+        d = scenes[k].detections
+        in_zone = np.equal(d.zone, zone) if len(d) else np.zeros(0, dtype=bool)
+        found = np.bincount(d.class_id[in_zone], minlength=len(CLASSES)) if len(d) else np.zeros(len(CLASSES))
+        return {c: int(found[i]) for i, c in enumerate(CLASSES)}
+
     transitions = []
     for (i, j), (n_i, n_j) in zip(pairwise(observed), pairwise(counts), strict=True):
         _, match = matcher(i, j)
@@ -249,7 +261,7 @@ def zone_class_series(
         )
     return ZoneClassSeries(
         zone, class_name, tuple(scenes[k].acquired for k in observed), tuple(counts),
-        tuple(transitions),
+        tuple(transitions), tuple(by_class(k) for k in observed),
     )
 
 
@@ -291,11 +303,13 @@ def estimate_week(
     rate: float,
     z: float = Z_90,
     batch: float = 1.0,
+    matrix: ErrorMatrix | None = None,
 ) -> WeekEstimate:
     """Unique true cars of the series' zone × class present during the week (module docstring).
 
     ``rate``: turnover (true cars per day) allowed for in unobserved time; ``batch``: mean
-    number of cars that arrive together (1 for a Poisson margin).
+    number of cars that arrive together (1 for a Poisson margin); ``matrix``: the system's error
+    matrix, which then corrects the snapshot counts from the zone's counts of every class.
     """
     w0, w1 = week_start, week_start + timedelta(days=7)
     times, n, trs = series.times, series.counts, series.transitions
@@ -309,7 +323,10 @@ def estimate_week(
 
     if inside:
         f, last = inside[0], inside[-1]
-        first = true_count_interval(n[f], metrics)
+        if matrix is not None and series.class_counts:
+            first = matrix.correct_selected(series.class_counts[f], [series.class_name], z)
+        else:
+            first = true_count_interval(n[f], metrics)
         seen, seen_var = first.estimate, first.sd**2
         for k in inside[1:]:
             arr, var, _, _ = _true_moves(trs[k - 1], metrics)
@@ -364,9 +381,16 @@ def weekly_table(
     metrics: Mapping[str, ClassMetrics],
     settings: SeriesSettings | None = None,
     classes: Sequence[str] = CLASSES,
+    matrix: ErrorMatrix | None = None,
 ) -> pd.DataFrame:
-    """``weekly.csv`` as a DataFrame: every ISO week from the first scene's to the last's."""
+    """``weekly.csv`` as a DataFrame: every ISO week from the first scene's to the last's.
+
+    With the system's error ``matrix`` (two-stage models measure one), snapshot counts are
+    corrected by it and the per-class precision and recall come from it too.
+    """
     s = settings or SeriesSettings()
+    if matrix is not None:
+        metrics = matrix.class_metrics()
     ordered = sorted(scenes, key=lambda c: c.acquired)
     if not ordered:
         return pd.DataFrame(columns=list(WEEKLY_COLUMNS))
@@ -381,7 +405,7 @@ def weekly_table(
             rate = turnover_rate(ser, metrics[cls])
             rate = site_rate if math.isnan(rate) else max(rate, site_rate)
             for w0 in weeks:
-                rows.append(_week_row(ser, ordered, w0, metrics[cls], rate, batch, s))
+                rows.append(_week_row(ser, ordered, w0, metrics[cls], rate, batch, s, matrix))
     df = pd.DataFrame.from_records(rows, columns=list(WEEKLY_COLUMNS))
     order = {z: i for i, z in enumerate(zones)}
     df = df.sort_values(
@@ -398,13 +422,14 @@ def _week_row(
     rate: float,
     batch: float,
     s: SeriesSettings,
+    matrix: ErrorMatrix | None = None,
 ) -> dict[str, object]:
     w1 = w0 + timedelta(days=7)
     in_week = [k for k, t in enumerate(ser.times) if w0 <= t < w1]
     counts = [ser.counts[k] for k in in_week]
     arrivals = [ser.transitions[k - 1].arrivals for k in in_week if k > 0]
     cov = [c.coverage.get(ser.zone, 0.0) for c in scenes if w0 <= c.acquired < w1]
-    est = estimate_week(ser, w0, metrics, rate, s.z, batch)
+    est = estimate_week(ser, w0, metrics, rate, s.z, batch, matrix)
     return {
         "week": iso_week(w0),
         "week_start": w0.date().isoformat(),

@@ -6,6 +6,7 @@ not a string key in a side dictionary.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +29,10 @@ class Detections:
     """Oriented car detections of one or more scenes.
 
     ``corners`` ``(n, 4, 2)`` float64 in ``crs``; ``class_id`` ``(n,)`` int (index into
-    :data:`~railwatch.detect.manifest.CLASSES`); ``confidence`` ``(n,)`` float; ``zone`` ``(n,)``
-    object (zone name or ``None``); ``scene`` ``(n,)`` object (file name).
+    :data:`~railwatch.classes.CLASSES`); ``confidence`` ``(n,)`` float, the finder's belief that a
+    car is there; ``zone`` ``(n,)`` object (zone name or ``None``); ``scene`` ``(n,)`` object (file
+    name); ``class_confidence`` ``(n,)`` float, the namer's probability of ``class_id`` (NaN
+    where no namer named the car: a one-stage model's class).
     """
 
     corners: np.ndarray
@@ -38,16 +41,24 @@ class Detections:
     zone: np.ndarray
     scene: np.ndarray
     crs: CRS
+    class_confidence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.corners)
         if self.corners.shape != (n, 4, 2):
             raise ValueError(f"corners must be (n, 4, 2), got {self.corners.shape}")
-        for name in ("class_id", "confidence", "zone", "scene"):
+        if self.class_confidence is None:
+            object.__setattr__(self, "class_confidence", np.full(n, np.nan))
+        for name in ("class_id", "confidence", "zone", "scene", "class_confidence"):
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {getattr(self, name).shape}")
         if n and (self.class_id.min() < 0 or self.class_id.max() >= len(CLASSES)):
             raise ValueError("class_id out of range")
+
+    @property
+    def naming(self) -> np.ndarray:
+        """``class_confidence`` as a plain ``(n,)`` float array."""
+        return np.asarray(self.class_confidence, dtype=np.float64)
 
     @classmethod
     def empty(cls, crs: CRS) -> Detections:
@@ -70,6 +81,7 @@ class Detections:
             np.concatenate([p.zone for p in parts]),
             np.concatenate([p.scene for p in parts]),
             crs,
+            np.concatenate([p.naming for p in parts]),
         )
 
     def __len__(self) -> int:
@@ -79,7 +91,7 @@ class Detections:
         """Boolean mask, integer array or slice."""
         return Detections(
             self.corners[index], self.class_id[index], self.confidence[index],
-            self.zone[index], self.scene[index], self.crs,
+            self.zone[index], self.scene[index], self.crs, self.naming[index],
         )
 
     @property
@@ -105,7 +117,9 @@ class Detections:
             for name, geom in zip(names, geometries, strict=True):
                 inside = shapely.contains_xy(geom, x, y)
                 zone[inside & np.equal(zone, None)] = name
-        return Detections(self.corners, self.class_id, self.confidence, zone, self.scene, self.crs)
+        return Detections(
+            self.corners, self.class_id, self.confidence, zone, self.scene, self.crs, self.naming
+        )
 
     def lonlat_corners(self) -> np.ndarray:
         """Corners in EPSG:4326 (lon, lat)."""
@@ -118,8 +132,10 @@ class Detections:
 
     def features(self, acquired: str | None) -> list[dict[str, object]]:
         """GeoJSON features in DESIGN.md's detections format: EPSG:4326 polygons
-        (counter-clockwise, RFC 7946) with ``scene, acquired, class, confidence, zone``."""
+        (counter-clockwise, RFC 7946) with ``scene, acquired, class, confidence, zone`` and
+        ``class_confidence`` (the namer's probability of the class; null without a namer)."""
         lonlat = self.lonlat_corners()
+        naming = self.naming
         out: list[dict[str, object]] = []
         for i in range(len(self)):
             ring = orient(Polygon(lonlat[i]), 1.0).exterior.coords
@@ -135,6 +151,7 @@ class Detections:
                     "class": str(self.class_name[i]),
                     "confidence": round(float(self.confidence[i]), 4),
                     "zone": None if self.zone[i] is None else str(self.zone[i]),
+                    "class_confidence": None if math.isnan(naming[i]) else round(float(naming[i]), 4),
                 },
             })
         return out

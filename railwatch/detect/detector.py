@@ -26,7 +26,8 @@ from shapely.geometry.base import BaseGeometry
 from railwatch.classes import CLASSES
 from railwatch.detect.chipplan import Chip, ChipLayout, plan_chips
 from railwatch.detect.detections import Detections
-from railwatch.detect.manifest import ModelManifest, default_model_dir
+from railwatch.detect.manifest import NAMER_FILE, ModelManifest, default_model_dir
+from railwatch.detect.namer import Namer
 from railwatch.detect.obb import merge_oriented, rotated_nms, xywhr_to_corners
 from railwatch.errors import ModelError, RailwatchError
 from railwatch.imagery.tile import Tile
@@ -156,10 +157,15 @@ class Detector:
     """A loaded model with its manifest; implements the pipeline's ``DetectorLike``."""
 
     def __init__(
-        self, manifest: ModelManifest, backend: Backend, settings: DetectorSettings | None = None
+        self,
+        manifest: ModelManifest,
+        backend: Backend,
+        settings: DetectorSettings | None = None,
+        namer: Namer | None = None,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
+        self.namer = namer
         self.settings = settings or DetectorSettings()
         self.conf = self.settings.conf or float(manifest.accuracy.get("conf", 0.35))
 
@@ -227,8 +233,16 @@ class Detector:
             keep_own = _in_own_part(px.mean(axis=1), tile)
             if not keep_own.any():
                 continue
-            out.append(_Boxes(tile.pixels_to_map(px[keep_own]), boxes.confidence[keep][keep_own],
-                              boxes.class_id[keep][keep_own].astype(np.int64), tile.scene))
+            own = px[keep_own]
+            class_id = boxes.class_id[keep][keep_own].astype(np.int64)
+            naming = np.full(len(own), np.nan)
+            confidence = boxes.confidence[keep][keep_own]
+            if self.namer is not None:  # stage 2: the namer names each car from its own crop
+                named = self.namer.name(tile.array, own, tile.gsd)
+                car = named.not_a_car < self.namer.spec.veto
+                own, confidence = own[car], confidence[car]
+                class_id, naming = named.class_id[car], named.class_confidence[car]
+            out.append(_Boxes(tile.pixels_to_map(own), confidence, class_id, tile.scene, naming))
         return out
 
 
@@ -240,6 +254,7 @@ class _Boxes:
     confidence: np.ndarray
     class_id: np.ndarray
     scene: str
+    naming: np.ndarray
 
 
 def _merged(found: list[_Boxes], region: BaseGeometry, iou: float, crs: CRS) -> Detections:
@@ -250,14 +265,18 @@ def _merged(found: list[_Boxes], region: BaseGeometry, iou: float, crs: CRS) -> 
     confidence = np.concatenate([f.confidence for f in found])
     class_id = np.concatenate([f.class_id for f in found])
     scene = np.concatenate([np.full(len(f.confidence), f.scene, dtype=object) for f in found])
+    naming = np.concatenate([f.naming for f in found])
+    if not len(world):
+        return Detections.empty(crs)
     origin = world[0, 0]  # merge near the origin: rotated overlap in small numbers
     keep = merge_oriented(world - origin, confidence, iou)
     world, confidence, class_id, scene = world[keep], confidence[keep], class_id[keep], scene[keep]
+    naming = naming[keep]
     centre = world.mean(axis=1)
     inside = shapely.contains_xy(region, centre[:, 0], centre[:, 1])
     n = int(inside.sum())
     return Detections(world[inside], class_id[inside], confidence[inside],
-                      np.full(n, None, dtype=object), scene[inside], crs)
+                      np.full(n, None, dtype=object), scene[inside], crs, naming[inside])
 
 
 def _in_own_part(centre: np.ndarray, tile: Tile) -> np.ndarray:
@@ -343,4 +362,6 @@ def load_detector(
         backend: Backend = OnnxBackend(manifest.verified_path("onnx", trust=trust_model))
     else:
         backend = TorchBackend(manifest.verified_path("weights", trust=trust_model), manifest.chip)
-    return Detector(manifest, backend, settings)
+    spec = manifest.namer_spec()
+    namer = None if spec is None else Namer(manifest.verified_path(NAMER_FILE, trust=trust_model), spec)
+    return Detector(manifest, backend, settings, namer)

@@ -28,17 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from railwatch.classes import CLASSES
+from railwatch.detect.crops import CropSpec
+from railwatch.detect.namer import NamerSpec
 from railwatch.errors import ModelError, ModelIntegrityError
 
 __all__ = [
     "DEFAULT_GSD",
     "MODEL_DIR_ENV",
+    "NAMER_FILE",
+    "NAMER_WEIGHTS",
     "ClassMetrics",
     "ModelManifest",
     "default_gsd",
     "default_model_dir",
     "sha256_file",
 ]
+
+#: The ``files`` key of the namer's ONNX file, and of its torch weights (for fine-tuning).
+NAMER_FILE = "namer_onnx"
+NAMER_WEIGHTS = "namer_weights"
 
 #: Grid ground sample distance used when no model manifest exists.
 DEFAULT_GSD = 0.5
@@ -68,6 +76,7 @@ class ModelManifest:
     files: dict[str, dict[str, str]]
     training: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
+    namer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.classes != CLASSES:
@@ -93,6 +102,7 @@ class ModelManifest:
                 files={k: dict(v) for k, v in doc["files"].items()},
                 training=dict(doc.get("training", {})),
                 accuracy=dict(doc.get("accuracy", {})),
+                namer=dict(doc.get("namer", {})),
             )
         except FileNotFoundError as exc:
             raise ModelError(
@@ -137,10 +147,26 @@ class ModelManifest:
             for c in CLASSES
         }
 
+    def namer_spec(self) -> NamerSpec | None:
+        """The namer's crop, labels and veto when the model has a namer (two-stage), else None."""
+        if NAMER_FILE not in self.files:
+            return None
+        try:
+            crop = CropSpec(**{k: float(v) for k, v in self.namer["crop"].items()})
+            return NamerSpec(crop, tuple(self.namer.get("labels", NamerSpec(crop).labels)),
+                             float(self.namer.get("veto", 0.5)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{self.folder}/manifest.json: malformed namer section ({exc!r})") from exc
+
     @property
     def sha256(self) -> str:
-        """The identity of the model: the sha256 of its weights file as listed."""
-        return self.files.get("weights", self.files.get("onnx", {})).get("sha256", "")
+        """The identity of the model: the sha256 of its weights file as listed; with a namer,
+        the sha256 of both stages' hashes (finder, then namer)."""
+        finder = self.files.get("weights", self.files.get("onnx", {})).get("sha256", "")
+        if NAMER_FILE not in self.files:
+            return finder
+        namer = self.files[NAMER_FILE].get("sha256", "")
+        return hashlib.sha256(f"{finder}:{namer}".encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from railwatch.classes import CLASSES
+from railwatch.count.errormatrix import ErrorMatrix
 from railwatch.count.frames import Z_90, CountInterval, true_count_interval
 from railwatch.count.weekly import iso_week
 from railwatch.detect.manifest import ClassMetrics
@@ -133,8 +134,12 @@ def compare(
     site: str,
     zones: Sequence[str],
     settings: ComparisonSettings | None = None,
+    matrix: ErrorMatrix | None = None,
 ) -> list[Comparison]:
-    """Compare every figure with the store's ``frames`` and ``weekly`` tables of ``site``."""
+    """Compare every figure with the store's ``frames`` and ``weekly`` tables of ``site``.
+
+    Snapshot counts become true-car intervals through the system's error ``matrix`` when the
+    model has one, else through the per-class precision and recall ``metrics``."""
     s = settings or ComparisonSettings()
     out = []
     for f in figures:
@@ -145,7 +150,7 @@ def compare(
             out.append(Comparison(f, Verdict.NOT_OBSERVED,
                                   note=f"site {site!r} has no zone {f.zone!r}"))
         elif f.quantity is Quantity.SNAPSHOT:
-            out.append(_snapshot(f, frames, metrics, zones, s))
+            out.append(_snapshot(f, frames, metrics, zones, s, matrix))
         else:
             out.append(_weekly(f, weekly, zones))
     return out
@@ -166,6 +171,7 @@ def _snapshot(
     metrics: Mapping[str, ClassMetrics],
     zones: Sequence[str],
     s: ComparisonSettings,
+    matrix: ErrorMatrix | None = None,
 ) -> Comparison:
     want_zones, want_classes = _selection(f, zones)
     sel = frames[frames["zone"].isin(want_zones) & frames["class"].isin(want_classes)]
@@ -174,8 +180,14 @@ def _snapshot(
         if g["count"].isna().any() or set(g["zone"]) != set(want_zones):
             continue  # a zone of the figure was not observed in this scene
         interval = CountInterval(0.0, 0.0, 0.0, 0.0)
-        for _, row in g.iterrows():
-            interval = interval + true_count_interval(row["count"], metrics[row["class"]], s.z)
+        if matrix is not None:  # each zone's counts of every class, corrected by the error matrix
+            seen = frames[(frames["scene"] == scene) & frames["zone"].isin(want_zones)]
+            for _, gz in seen.groupby("zone", sort=False):
+                counts = {str(c): float(n) for c, n in zip(gz["class"], gz["count"], strict=True)}
+                interval = interval + matrix.correct_selected(counts, want_classes, s.z)
+        else:
+            for _, row in g.iterrows():
+                interval = interval + true_count_interval(row["count"], metrics[row["class"]], s.z)
         per_scene.append((str(scene), pd.Timestamp(acquired).to_pydatetime(),
                           float(g["count"].sum()), interval))
     if not per_scene:

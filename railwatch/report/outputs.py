@@ -119,10 +119,10 @@ def build_tables(inputs: ReportInputs, settings: ReportSettings | None = None) -
     zones = inputs.zones
     rows = [r for c in inputs.scenes for r in frame_rows(c, zones, s.min_coverage)]
     frames = frames_table(rows)
-    weekly = weekly_table(inputs.scenes, zones, inputs.model.metrics, s.series)
+    weekly = weekly_table(inputs.scenes, zones, inputs.model.metrics, s.series, matrix=inputs.model.matrix)
     comparisons = compare(
         inputs.figures, frames, weekly, inputs.model.metrics, inputs.site.name, zones,
-        s.comparison,
+        s.comparison, matrix=inputs.model.matrix,
     )
     return ReportTables(frames, weekly, tuple(comparisons))
 

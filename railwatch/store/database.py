@@ -39,6 +39,7 @@ from shapely.geometry import mapping
 
 from railwatch import __version__
 from railwatch.classes import CLASSES
+from railwatch.count.errormatrix import ErrorMatrix
 from railwatch.count.frames import CountedScene
 from railwatch.detect.detections import Detections
 from railwatch.detect.manifest import ClassMetrics
@@ -61,7 +62,7 @@ __all__ = [
 #: File name of the store inside the output folder when ``--db`` is not given.
 DEFAULT_STORE_NAME = "railwatch.sqlite"
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 SceneStatus = Literal["counted", "rejected"]
 
@@ -95,6 +96,7 @@ CREATE TABLE IF NOT EXISTS detections (
     idx INTEGER NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL, zone TEXT,
     x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
     x2 REAL NOT NULL, y2 REAL NOT NULL, x3 REAL NOT NULL, y3 REAL NOT NULL,
+    class_confidence REAL,
     PRIMARY KEY (scene_id, idx)
 );
 CREATE TABLE IF NOT EXISTS counts (
@@ -111,11 +113,13 @@ class StoreError(RailwatchError, OSError):
 
 @dataclass(frozen=True, slots=True)
 class ModelRecord:
-    """A model as the store knows it: identity, name and measured per-class accuracy."""
+    """A model as the store knows it: identity, name and measured per-class accuracy, and the
+    whole system's error matrix when one was measured (it then corrects the counts)."""
 
     sha256: str
     name: str
     metrics: Mapping[str, ClassMetrics]
+    matrix: ErrorMatrix | None = None
 
     def __post_init__(self) -> None:
         if not self.sha256:
@@ -137,7 +141,13 @@ class ModelRecord:
         manifest = getattr(detector, "manifest", None)
         if manifest is None:
             return cls.unmeasured(sha256)
-        return cls(sha256, manifest.name, manifest.class_metrics())
+        system = manifest.accuracy.get("system", {}) if isinstance(manifest.accuracy, dict) else {}
+        matrix = system.get("error_matrix") if isinstance(system, dict) else None
+        try:
+            parsed = ErrorMatrix.from_json(matrix) if isinstance(matrix, dict) else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{manifest.folder}/manifest.json: malformed error matrix ({exc})") from exc
+        return cls(sha256, manifest.name, manifest.class_metrics(), parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +290,9 @@ class Store:
                 row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 if row is None:
                     db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif row[0] == "1":  # schema 1 lacked the namer's class confidence: add it, empty
+                    db.execute("ALTER TABLE detections ADD COLUMN class_confidence REAL")
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
                 elif row[0] != SCHEMA_VERSION:
                     raise StoreError(
                         f"{self.path}: store schema {row[0]} is not railwatch's {SCHEMA_VERSION}; "
@@ -305,7 +318,11 @@ class Store:
         self, model: ModelRecord, site: Site, parameters: Mapping[str, object]
     ) -> int:
         """Register the model and site (if new) and open a run; returns its id."""
-        metrics = {c: {"precision": m.precision, "recall": m.recall} for c, m in model.metrics.items()}
+        metrics: dict[str, object] = {
+            c: {"precision": m.precision, "recall": m.recall} for c, m in model.metrics.items()
+        }
+        if model.matrix is not None:
+            metrics["error_matrix"] = model.matrix.as_json()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO models VALUES (?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
@@ -369,6 +386,7 @@ class Store:
         key = (content_sha256, observation.model_sha256, site.name)
         zones = [a.name for a in site.counting_areas() if a.kind is AreaKind.ZONE]
         names = dets.class_name if len(dets) else np.empty(0, dtype=object)
+        naming = dets.naming
         count_rows = [
             (zone, cls, int(np.count_nonzero(np.equal(dets.zone, zone) & (names == cls))),
              float(observation.coverage.get(zone, 0.0)))
@@ -397,11 +415,12 @@ class Store:
             )
             scene_id = int(cur.lastrowid or 0)
             db.executemany(
-                "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (scene_id, i, str(names[i]), float(dets.confidence[i]),
                      None if dets.zone[i] is None else str(dets.zone[i]),
-                     *(float(v) for v in dets.corners[i].ravel()))
+                     *(float(v) for v in dets.corners[i].ravel()),
+                     None if np.isnan(naming[i]) else float(naming[i]))
                     for i in range(len(dets))
                 ),
             )
@@ -461,7 +480,8 @@ class Store:
             c: ClassMetrics(float(stored[c]["precision"]), float(stored[c]["recall"]))
             for c in CLASSES if c in stored
         }
-        return ModelRecord(row[0], row[1], metrics)
+        matrix = ErrorMatrix.from_json(stored["error_matrix"]) if "error_matrix" in stored else None
+        return ModelRecord(row[0], row[1], metrics, matrix)
 
     def site(self, name: str) -> Site:
         row = self._db.execute("SELECT geojson FROM sites WHERE name = ?", (name,)).fetchone()
@@ -511,7 +531,8 @@ class Store:
 
     def _detections(self, rec: SceneRecord, crs: CRS) -> Detections:
         rows = self._db.execute(
-            "SELECT class, confidence, zone, x0, y0, x1, y1, x2, y2, x3, y3 FROM detections "
+            "SELECT class, confidence, zone, x0, y0, x1, y1, x2, y2, x3, y3, class_confidence "
+            "FROM detections "
             "WHERE scene_id = ? ORDER BY idx",
             (rec.id,),
         ).fetchall()
@@ -519,12 +540,13 @@ class Store:
             return Detections.empty(crs)
         index = {c: i for i, c in enumerate(CLASSES)}
         return Detections(
-            corners=np.array([r[3:] for r in rows], dtype=np.float64).reshape(-1, 4, 2),
+            corners=np.array([r[3:11] for r in rows], dtype=np.float64).reshape(-1, 4, 2),
             class_id=np.array([index[r[0]] for r in rows], dtype=np.int64),
             confidence=np.array([r[1] for r in rows], dtype=np.float64),
             zone=np.array([r[2] for r in rows], dtype=object),
             scene=np.full(len(rows), rec.name, dtype=object),
             crs=crs,
+            class_confidence=np.array([np.nan if r[11] is None else r[11] for r in rows], dtype=np.float64),
         )
 
     def table_counts(self) -> dict[str, int]:

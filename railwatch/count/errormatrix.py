@@ -1,0 +1,161 @@
+"""Counts corrected by the whole system's error matrix, with the matrix's own sampling error.
+
+The error matrix (confusion matrix) of the two-stage system is measured on simulated scenes
+never trained on: each true car is matched to a detection or not, each detection to a true car
+or not. Rows are what the system said (the five classes, then *missed*: true cars it never
+reported); columns what was there (the five classes, then *not a car*: detections of nothing).
+Each cell holds a number of cars, so the matrix says how much it is worth.
+
+The correction follows remote-sensing area estimation (Olofsson et al. 2014, "Good practices
+for estimating area and assessing accuracy of land change"): a class's true amount is the
+mapped amounts weighted by the share of each mapped class that is truly that class (user's
+accuracies, the matrix's rows), plus what was left out of the map (omission). Here the map is a
+set of detections, so the omission is the share of true cars the system never reported at all.
+For class ``j``, with ``n_i`` detections called class ``i``:
+
+- ``u_ij = C[i, j] / C[i, ·]``: the share of detections called ``i`` that are truly ``j``;
+- ``d_j = Σ_i C[i, j] / C[·, j]``: the share of true ``j`` cars found at all (called anything);
+- ``N_j = Σ_i n_i u_ij / d_j``.
+
+Its variance (delta method, terms independent) adds: which detections are which,
+``Σ_i n_i u_ij (1 − u_ij)``; the matrix's sampling error of the ``u_ij``, ``Σ_i n_i² u_ij
+(1 − u_ij) / C[i, ·]``; cars missed, ``N_j (1 − d_j) d_j``; and the sampling error of ``d_j``,
+``N_j² d_j (1 − d_j) / C[·, j]``; all over ``d_j²``. A matrix measured on few cars gives a wide
+interval. Assumed: the shares hold for the imagery counted (the gap between simulated test
+scenes and real imagery is not in the interval).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from railwatch.classes import CLASS_NAMES
+from railwatch.count.frames import Z_90, CountInterval, missed_bound
+from railwatch.detect.manifest import ClassMetrics
+
+__all__ = ["MISSED", "NOT_A_CAR", "ErrorMatrix"]
+
+#: The last row: true cars the system never reported.
+MISSED = "missed"
+#: The last column: detections of no car.
+NOT_A_CAR = "not_a_car"
+
+#: A share below this is taken as this when dividing (a class never found is not infinitely many).
+_MIN_SHARE = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMatrix:
+    """Counts ``(K + 1, K + 1)`` of cars: rows the system's answer (classes, then missed),
+    columns the truth (classes, then not a car); ``K`` = the number of classes."""
+
+    counts: np.ndarray
+    measured_on: str = ""
+
+    def __post_init__(self) -> None:
+        k = len(CLASS_NAMES) + 1
+        c = np.asarray(self.counts)
+        if c.shape != (k, k):
+            raise ValueError(
+                f"an error matrix is {k} × {k} (classes, then missed / not a car), got {c.shape}"
+            )
+        if (c < 0).any() or not np.isfinite(c).all():
+            raise ValueError("error-matrix cells are counts of cars: finite and not negative")
+        if c[-1, -1] != 0:
+            raise ValueError("the cell (missed, not a car) must be 0: nothing can be both")
+        object.__setattr__(self, "counts", c.astype(np.float64))
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, object]) -> ErrorMatrix:
+        """From a manifest's ``{"rows": [...], "columns": [...], "counts": [[...]]}``."""
+        rows, cols = list(doc["rows"]), list(doc["columns"])  # type: ignore[call-overload]
+        if rows != [*CLASS_NAMES, MISSED] or cols != [*CLASS_NAMES, NOT_A_CAR]:
+            raise ValueError(f"error matrix rows {rows} / columns {cols} are not railwatch's")
+        return cls(np.asarray(doc["counts"], dtype=np.float64), str(doc.get("measured_on", "")))
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "rows": [*CLASS_NAMES, MISSED], "columns": [*CLASS_NAMES, NOT_A_CAR],
+            "counts": [[int(v) for v in row] for row in self.counts], "measured_on": self.measured_on,
+        }
+
+    @property
+    def user_shares(self) -> np.ndarray:
+        """``u`` ``(K, K + 1)``: the share of detections called each class that are truly each
+        class or no car (rows with no detections: all weight on their own class)."""
+        k = len(CLASS_NAMES)
+        rows = self.counts[:k]
+        total = rows.sum(axis=1, keepdims=True)
+        own = np.zeros_like(rows)
+        own[np.arange(k), np.arange(k)] = 1.0
+        return np.where(total > 0, rows / np.maximum(total, 1e-12), own)
+
+    @property
+    def found_shares(self) -> np.ndarray:
+        """``d`` ``(K,)``: the share of true cars of each class reported at all."""
+        k = len(CLASS_NAMES)
+        cols = self.counts[:, :k]
+        total = cols.sum(axis=0)
+        found = cols[:k].sum(axis=0)
+        return np.where(total > 0, found / np.maximum(total, 1e-12), 1.0)
+
+    def class_metrics(self) -> dict[str, ClassMetrics]:
+        """Per class, the share of detections called it that are it (precision) and the share of
+        its cars called it (recall): what the arrivals and departures between scenes use."""
+        k = len(CLASS_NAMES)
+        u = self.user_shares
+        cols = self.counts[:, :k].sum(axis=0)
+        out = {}
+        for j, name in enumerate(CLASS_NAMES):
+            recall = self.counts[j, j] / cols[j] if cols[j] > 0 else 1.0
+            out[name] = ClassMetrics(float(np.clip(u[j, j], 0.0, 1.0)), float(np.clip(recall, 0.0, 1.0)))
+        return out
+
+    def correct_selected(
+        self, detected: Mapping[str, float], selected: Sequence[str], z: float = Z_90
+    ) -> CountInterval:
+        """The true cars of the ``selected`` classes behind one zone's per-class detector counts
+        ``detected`` (missing classes count 0), as one interval (classes taken as independent)."""
+        vector = [float(detected.get(c, 0.0)) for c in CLASS_NAMES]
+        parts = self.correct(vector, z)
+        total = CountInterval(0.0, 0.0, 0.0, 0.0)
+        for c in selected:
+            total = total + parts[c]
+        return total
+
+    def correct(self, detected: Sequence[float], z: float = Z_90) -> dict[str, CountInterval]:
+        """True cars of each class behind ``detected`` (counts per class, :data:`CLASS_NAMES`
+        order), each with a ``z`` interval that carries the matrix's sampling error. NaN in, NaN out."""
+        n = np.asarray(detected, dtype=np.float64)
+        k = len(CLASS_NAMES)
+        if n.shape != (k,):
+            raise ValueError(f"detected counts must be one per class ({k}), got {n.shape}")
+        if np.isnan(n).any():
+            nan = CountInterval(math.nan, math.nan, math.nan, math.nan)
+            return dict.fromkeys(CLASS_NAMES, nan)
+        if (n < 0).any():
+            raise ValueError(f"counts cannot be negative, got {n}")
+        u = self.user_shares[:, :k]
+        rows = self.counts[:k].sum(axis=1)
+        cols = self.counts[:, :k].sum(axis=0)
+        d = np.maximum(self.found_shares, _MIN_SHARE)
+        out: dict[str, CountInterval] = {}
+        for j, name in enumerate(CLASS_NAMES):
+            found = float(n @ u[:, j])
+            estimate = found / d[j]
+            which = float(np.sum(n * u[:, j] * (1 - u[:, j])))
+            spread = n**2 * u[:, j] * (1 - u[:, j]) / np.maximum(rows, 1)
+            shares = float(np.sum(np.where(rows > 0, spread, 0.0)))
+            missed = estimate * (1 - d[j]) * d[j]
+            found_share = estimate**2 * d[j] * (1 - d[j]) / max(cols[j], 1.0)
+            variance = (which + shares + missed + found_share) / d[j] ** 2
+            normal = CountInterval.from_moments(estimate, variance, z)
+            # None seen is not proof of none: never claim fewer than the cars a system that finds
+            # this share could have missed unseen (as for the precision/recall correction).
+            high = max(normal.high, estimate + missed_bound(float(d[j]), z))
+            out[name] = CountInterval(normal.estimate, normal.sd, normal.low, high)
+        return out

@@ -1,0 +1,100 @@
+"""The namer at run time: names each found car's kind from its canonical crop (ONNX Runtime).
+
+Stage 2 of recognition (DESIGN.md). The finder gives oriented boxes in a tile's pixels; each box
+is cut into its canonical frame (:func:`~railwatch.detect.crops.canonical_crops`) and the namer
+gives probabilities over the car classes and "not a car". The exported graph already averages
+the four symmetric views of the crop. Trained by :mod:`railwatch.training.namer`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from railwatch.classes import CLASS_NAMES
+from railwatch.detect.crops import CropSpec, box_axes, canonical_crops
+from railwatch.errors import ModelError
+
+__all__ = ["NOT_A_CAR", "Namer", "NamerSpec", "Naming"]
+
+#: The namer's last output: the box holds no rail car.
+NOT_A_CAR = "not_a_car"
+
+
+@dataclass(frozen=True, slots=True)
+class NamerSpec:
+    """How the namer sees a car (its canonical crop), what it can say, and when its "not a car"
+    overrules the finder (``veto``: probability of "not a car" at or above which a box is dropped;
+    1.0 never drops)."""
+
+    crop: CropSpec
+    labels: tuple[str, ...] = (*CLASS_NAMES, NOT_A_CAR)
+    veto: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.labels != (*CLASS_NAMES, NOT_A_CAR):
+            raise ModelError(
+                f"namer labels {list(self.labels)} are not railwatch's classes and {NOT_A_CAR!r}; "
+                "retrain the namer with `railwatch train --stage namer`"
+            )
+        if not 0.0 < self.veto <= 1.0:
+            raise ModelError(f"namer veto must be in (0, 1], got {self.veto}")
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """What the namer said of ``n`` boxes: class index ``(n,)``, its probability ``(n,)``, the
+    probability that the box is no car ``(n,)``, and all probabilities ``(n, labels)``."""
+
+    class_id: np.ndarray
+    class_confidence: np.ndarray
+    not_a_car: np.ndarray
+    probs: np.ndarray
+
+
+class Namer:
+    """The ONNX namer of a model folder, with its spec."""
+
+    def __init__(self, path: Path, spec: NamerSpec, batch: int = 256) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
+            raise ModelError(f"{path}: not a loadable ONNX namer ({exc}); re-export it with "
+                             "`railwatch train --stage namer`") from exc
+        self.spec = spec
+        self.batch = batch
+
+    def probabilities(self, crops: np.ndarray, size_m: np.ndarray) -> np.ndarray:
+        """``(n, labels)`` probabilities of crops ``(n, 3, rows, cols)`` uint8 with box sizes ``(n, 2)`` m."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.spec.labels)), dtype=np.float32)
+        out = []
+        for i in range(0, len(crops), self.batch):
+            (probs,) = self.session.run(None, {
+                "image": crops[i : i + self.batch].astype(np.float32),
+                "size_m": np.ascontiguousarray(size_m[i : i + self.batch], dtype=np.float32),
+            })
+            out.append(probs)
+        return np.concatenate(out)
+
+    def name(self, image: np.ndarray, corners_px: np.ndarray, pixel_gsd: float) -> Naming:
+        """Name the boxes ``corners_px`` ``(n, 4, 2)`` (``(col, row)`` pixels) of ``image`` ``(3, H, W)``."""
+        crops = canonical_crops(image, corners_px, pixel_gsd, self.spec.crop)
+        length, width = (box_axes(corners_px)[2:] if len(corners_px) else (np.zeros(0), np.zeros(0)))
+        size = np.column_stack([length * pixel_gsd, width * pixel_gsd])
+        probs = self.probabilities(crops, size).astype(np.float64)
+        cars = probs[:, : len(CLASS_NAMES)]
+        class_id = cars.argmax(axis=1) if len(cars) else np.zeros(0, dtype=np.int64)
+        return Naming(
+            class_id.astype(np.int64), cars.max(axis=1) if len(cars) else np.zeros(0),
+            probs[:, len(CLASS_NAMES)], probs,
+        )
