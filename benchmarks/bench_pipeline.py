@@ -40,8 +40,8 @@ from naive import FrameDetections, detect_full_frame
 from pyproj import Transformer
 from simscenes import Density, benchmark_site, render_to_file, scene_time
 
+from railwatch.classes import CLASSES
 from railwatch.detect.detector import Detector, Runtime
-from railwatch.detect.manifest import CLASSES
 from railwatch.detect.observation import observe_scene
 from railwatch.imagery.scene import open_scene
 from railwatch.simulate.ground import Season

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from railwatch.classes import CLASSES
 from railwatch.detect.detector import ChipBoxes, Detector, DetectorSettings, Runtime, load_detector
-from railwatch.detect.manifest import CLASSES, ModelManifest
+from railwatch.detect.manifest import ModelManifest
 from railwatch.training.evaluate import Evaluation, evaluate_scene
 
 __all__ = [

@@ -11,9 +11,9 @@ import shapely
 from rasterio.crs import CRS
 from shapely.geometry.base import BaseGeometry
 
+from railwatch.classes import CLASSES
 from railwatch.detect.detections import Detections
 from railwatch.detect.detector import ChipBoxes
-from railwatch.detect.manifest import CLASSES
 
 CAR_LENGTH_M = 19.2
 CAR_WIDTH_M = 3.24

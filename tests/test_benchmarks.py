@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from fake_detector import BlobBackend
 
+from railwatch.classes import CLASSES
 from railwatch.detect.detector import Detector, DetectorSettings
-from railwatch.detect.manifest import CLASSES, ModelManifest, sha256_file
+from railwatch.detect.manifest import ModelManifest, sha256_file
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 

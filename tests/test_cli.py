@@ -56,7 +56,8 @@ def test_train_resume_keeps_the_command_that_started_the_run(tmp_path, monkeypat
     import json
 
     import railwatch.training.fit as fit_module
-    from railwatch.detect.manifest import CLASSES, ModelManifest
+    from railwatch.classes import CLASSES
+    from railwatch.detect.manifest import ModelManifest
 
     calls = []
 

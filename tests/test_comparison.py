@@ -8,7 +8,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from railwatch.detect.manifest import CLASSES, ClassMetrics
+from railwatch.classes import CLASSES
+from railwatch.detect.manifest import ClassMetrics
 from railwatch.report.comparison import Verdict, compare, comparison_table, verdict_for
 from railwatch.report.reported import (
     Qualifier,

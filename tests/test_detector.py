@@ -15,9 +15,10 @@ from fake_detector import BlobBackend
 from rasterio.crs import CRS
 from shapely.geometry import LineString, box
 
+from railwatch.classes import CLASSES
 from railwatch.detect.chipplan import axis_starts, count_chips, plan_chips
 from railwatch.detect.detector import Detector, DetectorSettings
-from railwatch.detect.manifest import CLASSES, ModelManifest
+from railwatch.detect.manifest import ModelManifest
 from railwatch.detect.obb import corners_to_xywhr, merge_oriented, rotated_iou, rotated_nms, xywhr_to_corners
 from railwatch.imagery.tile import PixelWindow, Tile
 

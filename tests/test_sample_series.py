@@ -17,8 +17,8 @@ import pytest
 import shapely
 from pyproj import Transformer
 
+from railwatch.classes import CLASSES
 from railwatch.detect.detections import Detections
-from railwatch.detect.manifest import CLASSES
 from railwatch.report.outputs import ReportSettings, load_inputs, write_report
 from railwatch.report.reported import load_reported
 from railwatch.site import load_site

@@ -11,6 +11,7 @@ import pytest
 from fake_detector import boxes
 from rasterio.crs import CRS
 
+from railwatch.classes import CLASSES
 from railwatch.count.frames import CountedScene, frame_rows, missed_bound, true_count_interval
 from railwatch.count.weekly import (
     SeriesSettings,
@@ -21,7 +22,7 @@ from railwatch.count.weekly import (
     weekly_table,
 )
 from railwatch.detect.detections import Detections
-from railwatch.detect.manifest import CLASSES, ClassMetrics
+from railwatch.detect.manifest import ClassMetrics
 
 CRS_ = CRS.from_epsg(32652)
 PERFECT = {c: ClassMetrics(1.0, 1.0) for c in CLASSES}

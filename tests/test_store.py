@@ -11,7 +11,8 @@ from conftest import write_scene, write_site
 from fake_detector import FakeDetector
 from shapely.geometry import Point
 
-from railwatch.detect.manifest import CLASSES, ClassMetrics
+from railwatch.classes import CLASSES
+from railwatch.detect.manifest import ClassMetrics
 from railwatch.detect.observation import observe_scene
 from railwatch.imagery.scene import open_scene
 from railwatch.site import load_site

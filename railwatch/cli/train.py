@@ -1,4 +1,4 @@
-"""``railwatch train``: fit a detector on simulated chips, an analyst's labelled chips, or both."""
+"""``railwatch train``: fit the finder, the namer or both, on simulated data, an analyst's labels, or both."""
 
 from __future__ import annotations
 
@@ -20,14 +20,24 @@ RECIPE_FILE = "train_command.json"
 
 
 @click.command("train")
+@click.option("--stage", type=click.Choice(["finder", "namer", "both"]), default="finder", show_default=True,
+              help="finder: the oriented-box detector; namer: the car classifier on canonical crops, "
+                   "added to the finder of --from; both: the finder, then a namer on it.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="New model folder (weights, ONNX, manifest.json).")
 @click.option("--data", "datasets", multiple=True, type=click.Path(path_type=Path),
               help="Dataset folder with data.yaml (from `railwatch dataset ...`); repeatable.")
 @click.option("--simulate", "n_simulated", type=int, default=0, show_default=True,
-              help="Also render this many simulated chips into OUT/data-sim and train on them.")
+              help="Also render this many simulated chips (finder: into OUT/data-sim; namer: the "
+                   "cars of this many chips, cut into crops) and train on them.")
 @click.option("--from", "base_model", type=click.Path(path_type=Path), default=None,
-              help="Fine-tune this model folder instead of starting from scratch.")
+              help="Fine-tune this model folder instead of starting from scratch (namer stage: "
+                   "the model whose finder is kept and whose namer is fine-tuned; default: the "
+                   "shipped model).")
+@click.option("--scratch", is_flag=True, help="Namer stage: train a new namer even if --from has one.")
+@click.option("--namer-epochs", type=int, default=4, show_default=True, help="Epochs of the namer.")
+@click.option("--trust-model", is_flag=True,
+              help="Use model files whose sha256 does not match their manifest.")
 @click.option("--arch", default="yolo11n-obb.yaml", show_default=True,
               help="Architecture when starting from scratch (an ultralytics model yaml).")
 @click.option("--epochs", type=int, default=60, show_default=True)
@@ -65,11 +75,16 @@ def train(
     device: str | None,
     background: bool,
     resume: bool,
+    stage: str,
+    scratch: bool,
+    namer_epochs: int,
+    trust_model: bool,
 ) -> None:
-    """Train an oriented-box detector and write a model folder with its manifest.
+    """Train the finder (an oriented-box detector), the namer (a car classifier), or both, and
+    write a model folder with its manifest.
 
-    Progress and an ETA are printed each epoch. A run killed at any point continues with
-    `railwatch train --out OUT --resume`.
+    Progress and an ETA are printed each epoch. A finder run killed at any point continues
+    with `railwatch train --out OUT --resume`; the namer trains in minutes and is rerun.
     """
     from railwatch.training.fit import SETTINGS_FILE, TrainSettings, train_model
 
@@ -86,6 +101,10 @@ def train(
         return
 
     command = shlex.join(["railwatch", *sys.argv[1:]])
+    if stage == "namer":
+        _train_namer(out, base_model, n_simulated, datasets, seed, scratch, namer_epochs, hours, device,
+                     trust_model, command)
+        return
     recipe_file = out / RECIPE_FILE
     if resume:
         if not (out / SETTINGS_FILE).is_file():
@@ -135,3 +154,34 @@ def train(
         f"model written to {manifest.folder} (conf {accuracy.get('conf')}, val F1 {any_class.get('f1')}); "
         f"use it with --model {manifest.folder}"
     )
+    if stage == "both":
+        _train_namer(out, out, n_simulated, datasets, seed, scratch, namer_epochs, hours, device,
+                     trust_model, command)
+
+
+def _train_namer(
+    out: Path,
+    base_model: Path | None,
+    n_simulated: int,
+    datasets: tuple[Path, ...],
+    seed: int,
+    scratch: bool,
+    epochs: int,
+    hours: float | None,
+    device: str | None,
+    trust_model: bool,
+    command: str,
+) -> None:
+    from railwatch.detect.manifest import default_model_dir
+    from railwatch.training.namer import NamerRecipe, NamerSettings, train_namer_stage
+
+    if n_simulated <= 0 and not datasets:
+        raise click.UsageError("give --data and/or --simulate N for the namer")
+    recipe = NamerRecipe(
+        base=str(base_model or default_model_dir()), out=str(out), simulated_chips=max(n_simulated, 0),
+        datasets=tuple(str(d) for d in datasets), seed=seed, scratch=scratch,
+    )
+    settings = NamerSettings(epochs=epochs, seed=seed, device=device or "cpu", hours=hours)
+    folder = train_namer_stage(recipe, settings, command=command, trust_model=trust_model,
+                               workers=max(1, os.cpu_count() or 1), log=lambda m: click.echo(m, err=True))
+    click.echo(f"two-stage model written to {folder}; use it with --model {folder}")

@@ -20,6 +20,7 @@ __all__ = [
     "markdown_table",
     "match_boxes",
     "merge_evaluations",
+    "system_matrix",
 ]
 
 
@@ -163,3 +164,32 @@ def evaluation_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
                          "count_error": s.count_error})
     return pd.DataFrame(rows, columns=["set", "iou", "class", "precision", "recall", "f1", "true",
                                        "predicted", "count_error"])
+
+
+def system_matrix(
+    pred_corners: np.ndarray,
+    pred_class: np.ndarray,
+    pred_score: np.ndarray,
+    true_corners: np.ndarray,
+    true_class: np.ndarray,
+    iou_threshold: float = 0.3,
+) -> np.ndarray:
+    """The whole system's error matrix on one scene: counts ``(K + 1, K + 1)``, rows what it
+    said (classes, then *missed*), columns what was there (classes, then *not a car*).
+
+    Detections and true cars are matched one to one on rotated overlap whatever their class
+    (the finder's question); a matched pair adds to (called, true), an unmatched detection to
+    (called, not a car), an unmatched true car to (missed, true). See
+    :class:`~railwatch.count.errormatrix.ErrorMatrix`.
+    """
+    k = len(CLASSES)
+    m = np.zeros((k + 1, k + 1), dtype=np.int64)
+    pairs = match_boxes(pred_corners, true_corners, iou_threshold, pred_score)
+    matched_pred = np.zeros(len(pred_corners), dtype=bool)
+    matched_true = np.zeros(len(true_corners), dtype=bool)
+    for i, j in pairs:
+        m[int(pred_class[i]), int(true_class[j])] += 1
+        matched_pred[i] = matched_true[j] = True
+    np.add.at(m, (np.asarray(pred_class, dtype=np.int64)[~matched_pred], k), 1)
+    np.add.at(m, (k, np.asarray(true_class, dtype=np.int64)[~matched_true]), 1)
+    return m

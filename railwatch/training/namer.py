@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NAMER_LABELS",
+    "NamerRecipe",
     "NamerSettings",
     "NamerTraining",
     "build_net",
@@ -46,6 +47,7 @@ __all__ = [
     "predict_torch",
     "save_state",
     "train_namer",
+    "train_namer_stage",
 ]
 
 #: What the namer can say: the car classes, then "not a car".
@@ -439,3 +441,94 @@ def package_namer(
     (out / "manifest.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     ModelManifest.load(out).namer_spec()  # what was written must load
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class NamerRecipe:
+    """Where a namer's training crops come from and where the model goes (``railwatch train
+    --stage namer``): the finder's model folder (``base``; its namer is fine-tuned unless
+    ``scratch``), simulated chips to cut crops from, and analysts' YOLO-OBB datasets."""
+
+    base: str
+    out: str
+    simulated_chips: int = 0
+    datasets: tuple[str, ...] = ()
+    seed: int = 0
+    scratch: bool = False
+    crop: CropSpec = field(default_factory=CropSpec)
+
+    def __post_init__(self) -> None:
+        if self.simulated_chips < 0:
+            raise ValueError("simulated_chips cannot be negative")
+        if self.simulated_chips == 0 and not self.datasets:
+            raise ValueError("give simulated chips and/or labelled datasets to train the namer on")
+
+
+#: Learning rate when fine-tuning an existing namer (a tenth of training from scratch).
+NAMER_FINE_TUNE_LR = 3e-4
+
+
+def train_namer_stage(
+    recipe: NamerRecipe,
+    settings: NamerSettings,
+    *,
+    command: str,
+    trust_model: bool = False,
+    workers: int = 1,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """All of ``railwatch train --stage namer``: crops, training (or fine-tuning), held-out
+    accuracy with the hard cases, and a two-stage model folder ``recipe.out``."""
+    from dataclasses import replace
+
+    from railwatch.detect.manifest import NAMER_WEIGHTS, ModelManifest
+    from railwatch.simulate.crops import HARD_CASES, make_crop_set
+
+    base = ModelManifest.load(recipe.base)
+    gsd = base.gsd
+    parts_train: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts_val: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    val_tags: list[np.ndarray] = []
+    if recipe.simulated_chips:
+        n_val = max(1, recipe.simulated_chips // 8)
+        log(f"cutting crops from {recipe.simulated_chips} + {n_val} simulated chips ...")
+        train = make_crop_set(recipe.seed, recipe.simulated_chips, recipe.crop, gsd=gsd, workers=workers)
+        val = make_crop_set(recipe.seed + 10_000, n_val, recipe.crop, gsd=gsd, workers=workers)
+        parts_train.append((train.images, train.labels, train.size_m))
+        parts_val.append((val.images, val.labels, val.size_m))
+        val_tags.append(val.tag)
+    for d in recipe.datasets:
+        images, labels, sizes = crops_from_yolo_dataset(Path(d), recipe.crop, gsd)
+        if not len(images):
+            raise RailwatchError(f"{d}: no labelled cars of a known class to train the namer on")
+        held = np.random.default_rng(recipe.seed).random(len(images)) < 0.15
+        parts_train.append((images[~held], labels[~held], sizes[~held]))
+        parts_val.append((images[held], labels[held], sizes[held]))
+        val_tags.append(np.zeros(int(held.sum()), dtype=np.int64))
+        log(f"{d}: {len(images)} labelled cars ({int(held.sum())} held out)")
+
+    def joined(
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]))
+
+    train_set, val_set = joined(parts_train), joined(parts_val)
+    net = None
+    base_name = None
+    if not recipe.scratch and NAMER_WEIGHTS in base.files:
+        net = load_state(base.verified_path(NAMER_WEIGHTS, trust=trust_model))
+        base_name = f"{base.name} namer ({base.files[NAMER_WEIGHTS]['sha256'][:12]}…)"
+        settings = replace(settings, lr=min(settings.lr, NAMER_FINE_TUNE_LR))
+        log(f"fine-tuning the namer of {recipe.base} at lr {settings.lr}")
+    net, record = train_namer(train_set, val_set, recipe.crop, settings, base=net, base_name=base_name,
+                              log=log)
+    accuracy = namer_accuracy(net, val_set[0], val_set[1], val_set[2], np.concatenate(val_tags), HARD_CASES)
+    accuracy["measured_on"] = (
+        f"{len(val_set[1])} held-out crops"
+        + (f" of {max(1, recipe.simulated_chips // 8)} simulated chips (seed {recipe.seed + 10_000})"
+           if recipe.simulated_chips else "")
+        + (f" and 15 % of the cars of {len(recipe.datasets)} labelled dataset(s)" if recipe.datasets else "")
+    )
+    return package_namer(Path(recipe.base), Path(recipe.out), net, record, accuracy,
+                         command=command, trust_model=trust_model)
