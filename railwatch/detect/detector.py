@@ -167,7 +167,9 @@ class Detector:
         self.backend = backend
         self.namer = namer
         self.settings = settings or DetectorSettings()
-        self.conf = self.settings.conf or float(manifest.accuracy.get("conf", 0.35))
+        own = float(manifest.accuracy.get("conf", 0.35))
+        after_namer = namer.spec.finder_conf if namer is not None else None
+        self.conf = self.settings.conf or after_namer or own
 
     @property
     def gsd(self) -> float:

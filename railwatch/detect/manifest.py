@@ -153,8 +153,10 @@ class ModelManifest:
             return None
         try:
             crop = CropSpec(**{k: float(v) for k, v in self.namer["crop"].items()})
+            finder_conf = self.namer.get("finder_conf")
             return NamerSpec(crop, tuple(self.namer.get("labels", NamerSpec(crop).labels)),
-                             float(self.namer.get("veto", 0.5)))
+                             float(self.namer.get("veto", 0.5)),
+                             None if finder_conf is None else float(finder_conf))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"{self.folder}/manifest.json: malformed namer section ({exc!r})") from exc
 

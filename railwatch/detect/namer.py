@@ -28,11 +28,13 @@ NOT_A_CAR = "not_a_car"
 class NamerSpec:
     """How the namer sees a car (its canonical crop), what it can say, and when its "not a car"
     overrules the finder (``veto``: probability of "not a car" at or above which a box is dropped;
-    1.0 never drops)."""
+    1.0 never drops). ``finder_conf``: the finder's threshold when the namer follows it (the
+    namer's veto removes false boxes, so the finder may look harder); None keeps the finder's own."""
 
     crop: CropSpec
     labels: tuple[str, ...] = (*CLASS_NAMES, NOT_A_CAR)
     veto: float = 0.5
+    finder_conf: float | None = None
 
     def __post_init__(self) -> None:
         if self.labels != (*CLASS_NAMES, NOT_A_CAR):
@@ -42,6 +44,8 @@ class NamerSpec:
             )
         if not 0.0 < self.veto <= 1.0:
             raise ModelError(f"namer veto must be in (0, 1], got {self.veto}")
+        if self.finder_conf is not None and not 0.0 < self.finder_conf < 1.0:
+            raise ModelError(f"namer finder_conf must be in (0, 1), got {self.finder_conf}")
 
 
 @dataclass(frozen=True, slots=True)
