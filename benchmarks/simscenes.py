@@ -209,6 +209,6 @@ def render_to_file(site: Site, spec: SceneSpec, density: Density, path: Path, wo
     write_cog(path, rendered, quality)
     cars = rendered.apparent
     corners = np.array([c.corners() for c in cars], dtype=float).reshape(-1, 4, 2)
-    classes = np.array([c.car.cls.index for c in cars], dtype=np.int64)
+    classes = np.array([c.car.cls.class_id for c in cars], dtype=np.int64)
     hidden = np.array([under_cloud(rendered, c.centre) for c in cars], dtype=bool)
     return SimScene(path, site, spec, corners, classes, hidden)

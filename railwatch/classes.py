@@ -1,7 +1,7 @@
 """The kinds of rolling stock railwatch counts: one vocabulary for the pipeline, the simulator and training.
 
 :class:`CarClass` is a :class:`~enum.StrEnum`, so a member is its own name in files
-(``"covered_car"``) and compares equal to it; :attr:`CarClass.index` is its position in model
+(``"covered_car"``) and compares equal to it; :attr:`CarClass.class_id` is its position in model
 outputs and YOLO labels.
 """
 
@@ -22,7 +22,7 @@ class CarClass(enum.StrEnum):
     LOCOMOTIVE = "locomotive"
 
     @property
-    def index(self) -> int:
+    def class_id(self) -> int:
         """Position of the class in model outputs and label files."""
         return CLASSES.index(self)
 

@@ -268,7 +268,8 @@ def site_from_geojson(doc: object, default_name: str = "site", source: str = "si
         raise BadSiteError(
             f"{source}: a site needs exactly one feature with role 'aoi' (found {len(aois)})"
         )
-    site_name = doc.get("name") if isinstance(doc.get("name"), str) else default_name
+    name_in_file = doc.get("name")
+    site_name = name_in_file if isinstance(name_in_file, str) else default_name
     return _wrap(
         source,
         lambda: Site(

@@ -219,7 +219,7 @@ def test_two_processes_counting_into_one_store(world):
 def fake_cli(monkeypatch, world):
     _, _, site, _, _ = world
     det = FakeDetector(site.crs, yard_cars(site))
-    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda **kw: det)
+    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda choice: det)
     return det
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from railwatch.cli.options import model_options, site_option
+from railwatch.cli.options import ModelChoice, model_options, site_option
 
 
 @click.command("count")
@@ -32,7 +32,7 @@ def count(
     db: Path | None,
     force: bool,
     no_progress: bool,
-    **model_kw: object,
+    model_choice: ModelChoice,
 ) -> None:
     """Count rail cars in IMAGES_OR_DIRS (directories are walked for .tif/.tiff/.vrt/.jp2).
 
@@ -53,7 +53,7 @@ def count(
     except ReportedFiguresError as exc:
         raise click.BadParameter(str(exc), param_hint="--reported") from exc
     site = load_site(site_name)
-    detector = build_detector(**model_kw)  # type: ignore[arg-type]
+    detector = build_detector(model_choice)
     model = ModelRecord.describing(detector)
     with Store(db or out / DEFAULT_STORE_NAME) as store:
         summary = run_batch(

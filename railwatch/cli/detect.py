@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from railwatch.cli.options import model_options, observe_image
+from railwatch.cli.options import ModelChoice, model_options, observe_image
 from railwatch.imagery.acquisition import TimeSource
 from railwatch.imagery.grid import SiteGrid
 from railwatch.report.quicklook import quicklook, save_png
@@ -21,11 +21,12 @@ from railwatch.site import AreaKind
 @click.option("--out", type=click.Path(path_type=Path), default=Path("railwatch-detect"),
               show_default=True, help="Output folder.")
 @model_options
-def detect(images: tuple[Path, ...], site_name: str | None, out: Path, **model_kw: object) -> None:
+def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
+           model_choice: ModelChoice) -> None:
     """Detect rail cars in IMAGES; write detections.geojson and a quicklook PNG per scene."""
     from railwatch.cli.options import build_detector
 
-    detector = build_detector(**model_kw)
+    detector = build_detector(model_choice)
     out.mkdir(parents=True, exist_ok=True)
     features: list[dict[str, object]] = []
     used = 0

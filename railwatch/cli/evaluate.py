@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from railwatch.cli.options import build_detector, model_options
+from railwatch.cli.options import ModelChoice, build_detector, model_options
 
 
 @click.command("evaluate")
@@ -21,12 +21,12 @@ from railwatch.cli.options import build_detector, model_options
               help="Also write the markdown table and a JSON of the numbers here (a folder).")
 @model_options
 def evaluate(images: tuple[Path, ...], truth: Path, site_name: str | None, out: Path | None,
-             **model_kw: object) -> None:
+             model_choice: ModelChoice) -> None:
     """Score the detector on IMAGES at rotated IoU 0.5 and 0.3, per scene and overall."""
     from railwatch.training.evaluate import markdown_table, merge_evaluations
     from railwatch.training.scene_scores import score_images
 
-    detector = build_detector(**model_kw)  # type: ignore[arg-type]
+    detector = build_detector(model_choice)
     per_scene = score_images(list(images), truth, detector, site_name, (0.5, 0.3),
                              say=lambda m: click.echo(m, err=True))
     if not per_scene[0.5]:

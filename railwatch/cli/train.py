@@ -7,7 +7,6 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -113,11 +112,7 @@ def train(
         recipe = (json.loads(recipe_file.read_text()) if recipe_file.is_file()
                   else {"command": command, "simulated_chips": n_simulated})
         recipe["resumed_with"] = command
-        saved = json.loads((out / SETTINGS_FILE).read_text())
-        known = {f.name for f in fields(TrainSettings)}
-        settings = TrainSettings(
-            **{k: tuple(v) if k == "datasets" else v for k, v in saved.items() if k in known}
-        )
+        settings = TrainSettings.load(out)
     else:
         all_data = [str(Path(d).resolve()) for d in datasets]
         if n_simulated > 0:

@@ -233,7 +233,7 @@ def zone_class_series(
         d = scenes[k].detections
         if not len(d):
             return np.zeros(0, dtype=bool)
-        return np.equal(d.zone, zone) & (d.class_id == cls_id)
+        return np.asarray(np.equal(d.zone, zone) & (d.class_id == cls_id))
 
     counts = [int(selected(k).sum()) for k in observed]
 

@@ -96,11 +96,13 @@ class Detections:
 
     @property
     def class_name(self) -> np.ndarray:
-        return np.asarray(CLASSES, dtype=object)[self.class_id]
+        names: np.ndarray = np.asarray(CLASSES, dtype=object)[self.class_id]
+        return names
 
     @property
     def centres(self) -> np.ndarray:
-        return self.corners.mean(axis=1)
+        centres: np.ndarray = self.corners.mean(axis=1)
+        return centres
 
     @property
     def xywhr(self) -> np.ndarray:
@@ -114,9 +116,11 @@ class Detections:
         zone = np.full(len(self), None, dtype=object)
         if len(self):
             x, y = self.centres[:, 0], self.centres[:, 1]
+            assigned = np.zeros(len(self), dtype=bool)
             for name, geom in zip(names, geometries, strict=True):
-                inside = shapely.contains_xy(geom, x, y)
-                zone[inside & np.equal(zone, None)] = name
+                first = shapely.contains_xy(geom, x, y) & ~assigned
+                zone[first] = name
+                assigned |= first
         return Detections(
             self.corners, self.class_id, self.confidence, zone, self.scene, self.crs, self.naming
         )

@@ -293,7 +293,7 @@ def _in_own_part(centre: np.ndarray, tile: Tile) -> np.ndarray:
     rows, cols = tile.shape
     r = np.clip(row.astype(np.int64), 0, rows - 1)
     c = np.clip(col.astype(np.int64), 0, cols - 1)
-    return inside & tile.valid[r, c]  # no detection on nodata or cloud
+    return np.asarray(inside & tile.valid[r, c])  # no detection on nodata or cloud
 
 
 def _touches_cut_edge(corners: np.ndarray, chip: Chip, tile: Tile) -> np.ndarray:
@@ -330,10 +330,10 @@ def _region_mask(tile: Tile, region: BaseGeometry) -> np.ndarray:
     part = shapely.clip_by_rect(region, x0, y0, x1, y1)
     if part.is_empty:
         return np.zeros(tile.shape, dtype=bool)
-    return rasterize(
+    return np.asarray(rasterize(
         [(part, 1)], out_shape=tile.shape, transform=tile.transform, fill=0, dtype="uint8",
         all_touched=True,
-    ).astype(bool)
+    ), dtype=bool)
 
 
 def _cut(tile: Tile, chip: Chip) -> np.ndarray:

@@ -50,7 +50,7 @@ def polygons(corners: np.ndarray) -> np.ndarray:
     corners = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
     if len(corners) == 0:
         return np.empty(0, dtype=object)
-    return shapely.polygons(corners)
+    return np.asarray(shapely.polygons(corners), dtype=object)
 
 
 def rotated_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -59,6 +59,6 @@ def import_ultralytics() -> ModuleType:
     from ultralytics.utils import SETTINGS
 
     if SETTINGS.get("sync", False):
-        SETTINGS.update(sync=False)
+        SETTINGS.update(sync=False)  # type: ignore[no-untyped-call]  # ultralytics is not annotated
     configure_torch_threads()
     return ultralytics

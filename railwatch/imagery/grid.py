@@ -63,13 +63,13 @@ class SiteGrid:
         """A bool mask of the pixels of ``window`` whose centre lies in ``geometry``."""
         if geometry.is_empty:
             return np.zeros((window.rows, window.cols), dtype=bool)
-        return rasterize(
+        return np.asarray(rasterize(
             [(geometry, 1)],
             out_shape=(window.rows, window.cols),
             transform=self.window_transform(window),
             fill=0,
             dtype="uint8",
-        ).astype(bool)
+        ), dtype=bool)
 
 
 @dataclass(frozen=True, slots=True)

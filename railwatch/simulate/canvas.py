@@ -8,7 +8,7 @@ OpenCV polygon fills, so a polygon's edge pixels get partial coverage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,7 +17,13 @@ from affine import Affine
 from shapely.geometry import LineString, MultiLineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["Canvas", "RasterWindow"]
+__all__ = ["Canvas", "RasterWindow", "rgb"]
+
+
+def rgb(values: Iterable[float] | np.ndarray) -> tuple[float, float, float]:
+    """An RGB colour (0–1) as a typed triple; ``values`` must hold exactly three numbers."""
+    r, g, b = (float(v) for v in values)
+    return (r, g, b)
 
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _SCALE = float(1 << _SHIFT)

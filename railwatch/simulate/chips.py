@@ -62,7 +62,7 @@ class ChipLabel:
 
     def line(self) -> str:
         """The label as an ultralytics YOLO-OBB text line."""
-        return f"{self.cls.index} " + " ".join(f"{v:.6f}" for v in self.corners.reshape(-1))
+        return f"{self.cls.class_id} " + " ".join(f"{v:.6f}" for v in self.corners.reshape(-1))
 
 
 @dataclass(frozen=True, slots=True)

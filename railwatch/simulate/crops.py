@@ -133,7 +133,7 @@ def chip_crops(
         if length[0] * gsd < 0.9 * 9.0 or width[0] * gsd < 2.0:  # a car clipped by the chip edge
             continue
         boxes.append(_jittered(px, rng, gsd))
-        labels.append(lab.cls.index)
+        labels.append(lab.cls.class_id)
         nearest = rendered.cars[int(np.argmin(np.linalg.norm(placed - centre, axis=1)))]
         tags.append(_hard_case(nearest, rendered.sun.elevation_deg))
     n_neg = int(rng.poisson(negatives * max(len(boxes), 2)))

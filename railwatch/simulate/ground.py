@@ -20,7 +20,7 @@ import shapely
 from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.simulate.canvas import Canvas, RasterWindow
+from railwatch.simulate.canvas import Canvas, RasterWindow, rgb
 from railwatch.simulate.texture import fbm, value_noise
 
 __all__ = [
@@ -323,7 +323,7 @@ def paint_truck(
     width = 2.5
     c, s = math.cos(heading), math.sin(heading)
     tc = (centre[0] - c * 1.6, centre[1] - s * 1.6)
-    body = tuple(float(x) for x in rng.choice([
+    body = rgb(rng.choice([
         (0.20, 0.35, 0.55), (0.55, 0.18, 0.15), (0.80, 0.80, 0.78), (0.25, 0.42, 0.28),
         (0.65, 0.65, 0.63), (0.70, 0.45, 0.15), (0.30, 0.30, 0.30),
     ]))
@@ -331,7 +331,7 @@ def paint_truck(
               ribs_m=0.3 if rng.random() < 0.5 else 0.0, rng=rng, lean=lean,
               wall=(body[0] * 0.85, body[1] * 0.85, body[2] * 0.85))
     cab_c = (tc[0] + c * (trailer / 2 + 1.4), tc[1] + s * (trailer / 2 + 1.4))
-    cab = tuple(float(x) for x in rng.uniform(0.2, 0.8, 3))
+    cab = rgb(rng.uniform(0.2, 0.8, 3))
     paint_box(canvas, cab_c, heading, 2.3, 2.45, cab, 3.2, sun_toward=sun_toward, lean=lean, wall=cab)
     half = trailer / 2 + 2.6
     return Polygon([

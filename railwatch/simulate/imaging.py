@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from railwatch.simulate.canvas import Canvas, RasterWindow
+from railwatch.simulate.canvas import Canvas, RasterWindow, rgb
 from railwatch.simulate.sun import Sun, cast_shadows
 from railwatch.simulate.texture import fbm
 
@@ -106,10 +106,10 @@ def random_sensor(rng: np.random.Generator) -> Sensor:
         blur_px=float(rng.uniform(0.45, 1.0)),
         noise=float(rng.uniform(1.5, 8.0)),
         jpeg_quality=None if rng.random() < 0.15 else int(rng.integers(35, 92)),
-        gains=tuple(float(g) for g in rng.normal(1.0, 0.05, 3)),  # type: ignore[arg-type]
+        gains=rgb(rng.normal(1.0, 0.05, 3)),
         gamma=float(rng.uniform(0.8, 1.2)),
         haze=float(rng.choice([0.0, rng.uniform(0.0, 0.12), rng.uniform(0.1, 0.3)], p=[0.3, 0.5, 0.2])),
-        haze_color=tuple(float(c) for c in np.clip(np.array([0.70, 0.74, 0.80]) * haze_tint, 0, 1)),  # type: ignore[arg-type]
+        haze_color=rgb(np.clip(np.array([0.70, 0.74, 0.80]) * haze_tint, 0, 1)),
         sharpen=float(rng.choice([0.0, rng.uniform(0.2, 0.8)], p=[0.6, 0.4])),
         exposure=float(rng.uniform(0.85, 1.2)),
         saturation=float(rng.uniform(0.55, 1.0)),
@@ -130,7 +130,7 @@ def illuminate(canvas: Canvas, sun: Sun, ambient: float = 0.32) -> np.ndarray:
     sky_rgb = np.array([0.93, 0.98, 1.10], dtype=np.float32)
     direct = canvas.direct * (1.0 - shadow)
     light = ambient * sky_rgb + (1.0 - ambient) * sun_rgb * direct[..., None]
-    return canvas.albedo * light
+    return np.asarray(canvas.albedo * light)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,7 @@ def expose(radiance: np.ndarray, sensor: Sensor, rng: np.random.Generator) -> np
     img = img * np.asarray(sensor.gains, dtype=np.float32)
     img = np.clip(img, 0.0, 1.2) ** np.float32(1.0 / sensor.gamma)
     if sensor.blur_px > 0.05:
-        img = cv2.GaussianBlur(img, (0, 0), sensor.blur_px)
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), sensor.blur_px), dtype=np.float32)
     if sensor.sharpen > 0:
         soft = cv2.GaussianBlur(img, (0, 0), 1.5)
         img = img + sensor.sharpen * (img - soft)
@@ -199,9 +199,10 @@ def expose(radiance: np.ndarray, sensor: Sensor, rng: np.random.Generator) -> np
         common = rng.standard_normal(shape, dtype=np.float32)
         per = rng.standard_normal(img.shape, dtype=np.float32)
         img += sensor.noise * (0.8 * common[..., None] + 0.6 * per)
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     if sensor.jpeg_quality is not None:
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, sensor.jpeg_quality])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            out = np.asarray(decoded[..., ::-1], dtype=np.uint8).copy()
     return out

@@ -36,7 +36,7 @@ def chip_sheet(
         if labels:
             for lab in c.labels:
                 pts = np.round(lab.corners * chip * zoom).astype(np.int32)
-                cv2.polylines(img, [pts], True, CLASS_COLORS_BGR[lab.cls.index], 1, cv2.LINE_AA)
+                cv2.polylines(img, [pts], True, CLASS_COLORS_BGR[lab.cls.class_id], 1, cv2.LINE_AA)
         sun = f"{c.sun.elevation_deg:.0f}/{c.sun.azimuth_deg:.0f}"
         text = f"#{i} native {c.native_gsd:.2f} m, {c.season}, sun {sun}"
         cv2.putText(img, text, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)

@@ -22,7 +22,7 @@ from rasterio.features import rasterize
 from shapely.geometry import Point, Polygon
 
 from railwatch.imagery.grid import SiteGrid
-from railwatch.simulate.canvas import Canvas, RasterWindow
+from railwatch.simulate.canvas import Canvas, RasterWindow, rgb
 from railwatch.simulate.ground import palette_for
 from railwatch.simulate.imaging import (
     CloudField,
@@ -80,9 +80,9 @@ def build_train_book(scenario: Scenario) -> TrainBook:
         shared: dict[int, np.ndarray] = {}
         out: list[Car] = []
         for cls in train.classes:
-            base = shared.get(cls.index) if rng.random() > 0.2 else None
+            base = shared.get(cls.class_id) if rng.random() > 0.2 else None
             car = random_car(cls, rng, base_color=base)
-            shared.setdefault(cls.index, np.asarray(car.look.color))
+            shared.setdefault(cls.class_id, np.asarray(car.look.color))
             out.append(car)
         cars[train.train_id] = tuple(out)
         gaps[train.train_id] = tuple(float(g) for g in rng.uniform(1.0, 2.0, len(out)))
@@ -149,7 +149,8 @@ def _front(world: SiteWorld, book: TrainBook, train: TrainSpec, where: tuple[str
     track, offset = where
     length = string_length(book.cars[train.train_id], book.gaps[train.train_id])
     line = world.tracks[track]
-    ends = [main.project(line.interpolate(offset)), main.project(line.interpolate(offset + length))]
+    ends = [float(main.project(line.interpolate(offset))),
+            float(main.project(line.interpolate(offset + length)))]
     return max(ends) if direction is Direction.TO_KHASAN else min(ends)
 
 
@@ -230,7 +231,7 @@ def _sensor(spec: SceneSpec) -> Sensor:
         blur_px=float(rng.uniform(0.5, 0.8)),
         noise=spec.noise,
         jpeg_quality=None,  # the GeoTIFF's own JPEG compression comes later
-        gains=tuple(float(g) for g in rng.normal(1.0, 0.03, 3)),  # type: ignore[arg-type]
+        gains=rgb(rng.normal(1.0, 0.03, 3)),
         gamma=float(rng.uniform(0.9, 1.1)),
         haze=spec.haze,
         sharpen=float(rng.uniform(0.2, 0.5)),

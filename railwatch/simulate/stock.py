@@ -19,7 +19,7 @@ import shapely
 from shapely.geometry import Polygon
 
 from railwatch.classes import CarClass
-from railwatch.simulate.canvas import Canvas
+from railwatch.simulate.canvas import Canvas, rgb
 from railwatch.simulate.sun import Sun
 
 __all__ = [
@@ -150,7 +150,7 @@ class PlacedCar:
         hl, hw = self.car.length / 2, self.car.width / 2
         local = np.array([(-hl, -hw), (hl, -hw), (hl, hw), (-hl, hw)])
         rot = np.array([[c, -s], [s, c]])
-        return local @ rot.T + np.asarray(self.centre)
+        return np.asarray(local @ rot.T + np.asarray(self.centre))
 
 
 def random_car(cls: CarClass, rng: np.random.Generator, *, base_color: np.ndarray | None = None) -> Car:
@@ -185,8 +185,8 @@ def random_car(cls: CarClass, rng: np.random.Generator, *, base_color: np.ndarra
     color = np.clip(grey + (color - grey) * rng.uniform(0.45, 0.9), 0.03, 0.95)  # weathered paint
     accent = _pick(rng, _CONTAINERS if cls is CarClass.FLAT_CAR else _ROOFS, None)
     look = CarLook(
-        color=_rgb(color),
-        accent=_rgb(accent),
+        color=rgb(color),
+        accent=rgb(accent),
         load=Load(load),
         variant=int(rng.integers(0, 4)),
         rib_period_m=float(rng.uniform(0.55, 1.4)),
@@ -199,11 +199,7 @@ def random_car(cls: CarClass, rng: np.random.Generator, *, base_color: np.ndarra
 
 def _pick(rng: np.random.Generator, table: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     p = None if weights is None else weights / weights.sum()
-    return table[rng.choice(len(table), p=p)]
-
-
-def _rgb(a: np.ndarray) -> tuple[float, float, float]:
-    return (float(a[0]), float(a[1]), float(a[2]))
+    return np.asarray(table[rng.choice(len(table), p=p)])
 
 
 # ---------------------------------------------------------------- painting
@@ -224,7 +220,7 @@ class _Frame:
 
 def _coverage(u: np.ndarray, v: np.ndarray, half_l: float, half_w: float, g: float) -> np.ndarray:
     d = np.minimum(half_l - np.abs(u), half_w - np.abs(v))
-    return np.clip(0.5 + d / g, 0.0, 1.0)
+    return np.asarray(np.clip(0.5 + d / g, 0.0, 1.0))
 
 
 def _lambert(f: _Frame, du: np.ndarray | float, dv: np.ndarray | float) -> np.ndarray:
@@ -232,14 +228,14 @@ def _lambert(f: _Frame, du: np.ndarray | float, dv: np.ndarray | float) -> np.nd
     nu, nv = -np.asarray(du), -np.asarray(dv)
     norm = np.sqrt(nu * nu + nv * nv + 1.0)
     dot = (nu * f.sun_u + nv * f.sun_v + f.sun_z) / norm
-    return (np.maximum(dot, 0.0) / f.sun_z).astype(np.float32)
+    return np.asarray(np.maximum(dot, 0.0) / f.sun_z, dtype=np.float32)
 
 
 def _streaks(f: _Frame, axis: np.ndarray, cell: float, lo: float, hi: float) -> np.ndarray:
     """1-D value noise along ``axis`` (metres), between ``lo`` and ``hi``."""
     n = int((hi - lo) / cell) + 3
     knots = f.rng.random(n).astype(np.float32)
-    return np.interp(axis, lo + cell * np.arange(n), knots).astype(np.float32)
+    return np.asarray(np.interp(axis, lo + cell * np.arange(n), knots), dtype=np.float32)
 
 
 def _stripes(f: _Frame, coord: np.ndarray, period: float, amp: float, phase: float = 0.0) -> np.ndarray:

@@ -203,13 +203,13 @@ def weekly_rows(scenario: Scenario, world: SiteWorld, book: TrainBook) -> list[W
     rows = []
     for week in weeks:
         for zone in world.site.zone_names:
-            for cls in CLASS_NAMES:
+            for name in CLASS_NAMES:
                 bridge = zone == "bridge"
                 rows.append(WeeklyRow(
-                    week, starts[week], zone, cls,
-                    len(present[(week, zone, cls)]), len(arrived[(week, zone, cls)]),
-                    crossed[(week, cls, Direction.TO_KHASAN)] if bridge else None,
-                    crossed[(week, cls, Direction.TO_TUMANGANG)] if bridge else None,
+                    week, starts[week], zone, name,
+                    len(present[(week, zone, name)]), len(arrived[(week, zone, name)]),
+                    crossed[(week, name, Direction.TO_KHASAN)] if bridge else None,
+                    crossed[(week, name, Direction.TO_TUMANGANG)] if bridge else None,
                 ))
     return rows
 

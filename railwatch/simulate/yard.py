@@ -18,7 +18,7 @@ from shapely.affinity import rotate
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.ops import substring
 
-from railwatch.simulate.canvas import Canvas
+from railwatch.simulate.canvas import Canvas, rgb
 from railwatch.simulate.ground import (
     Palette,
     Season,
@@ -158,7 +158,7 @@ def _fill_tracks(
         if rng.random() < 0.15:  # one uncoupled gap in the string
             gaps[rng.integers(len(gaps))] = rng.uniform(3.0, 25.0)
         flips = rng.random(len(consist)) < 0.5
-        placed = place_string(tr, consist, s0, gaps, flip=flips)
+        placed = place_string(tr, consist, s0, gaps.tolist(), flip=flips.tolist())
         for p in placed:
             if tr.project(Point(p.centre)) > s1:
                 continue
@@ -198,7 +198,7 @@ def _clutter(
         if fp.intersects(corridor) or fp.intersects(blocked):
             continue
         base = colors[int(rng.integers(len(colors)))]
-        color = tuple(float(x) * float(rng.normal(1.0, 0.07)) for x in base)
+        color = rgb(float(x) * float(rng.normal(1.0, 0.07)) for x in base)
         out.append(Building((float(c[0]), float(c[1])), heading, length, width, color,
                             float(rng.uniform(h0, h1)), 0.0, 0.0))
     return out
@@ -281,9 +281,10 @@ def random_yard(rng: np.random.Generator, half_extent: float, season: Season) ->
                 length, width = rng.uniform(8, 80), rng.uniform(6, 25)
                 height = float(rng.uniform(3.0, 14.0))
             heading = base_angle + (0 if rng.random() < 0.7 else rng.uniform(0, math.pi))
-            c = tuple(rng.uniform(-half - 10, half + 10, 2))
-            fp = rotate(box(c[0] - length / 2, c[1] - width / 2, c[0] + length / 2, c[1] + width / 2),
-                        heading, origin=c, use_radians=True)
+            cx, cy = (float(v) for v in rng.uniform(-half - 10, half + 10, 2))
+            centre = (cx, cy)
+            fp = rotate(box(cx - length / 2, cy - width / 2, cx + length / 2, cy + width / 2),
+                        heading, origin=centre, use_radians=True)
             if not _surroundings_ok(fp, blocked):
                 continue
             blocked = blocked.union(fp.buffer(2.0))
@@ -292,15 +293,15 @@ def random_yard(rng: np.random.Generator, half_extent: float, season: Season) ->
                 color = None
                 for k in range(n_rows):
                     off = (k - n_rows / 2) * 2.6
-                    cc = (c[0] - off * math.sin(heading), c[1] + off * math.cos(heading))
+                    cc = (cx - off * math.sin(heading), cy + off * math.cos(heading))
                     pick = _CONTAINER_PAINT[int(rng.integers(len(_CONTAINER_PAINT)))]
-                    color = tuple(float(x) * float(rng.normal(1.0, 0.08)) for x in pick)
+                    color = rgb(float(x) * float(rng.normal(1.0, 0.08)) for x in pick)
                     buildings.append(Building(cc, heading, length, width, color, height, 0.0, 0.3))
             else:
                 roof = _roof_color(rng)
                 gable = float(rng.choice([0.0, 0.0, 0.25, 0.5]))
                 ribs = float(rng.choice([0.0, 0.0, 0.8, 1.0]))
-                buildings.append(Building(c, heading, length, width, roof, height, gable, ribs))
+                buildings.append(Building(centre, heading, length, width, roof, height, gable, ribs))
             break
     # trees: clusters and belts, off the tracks
     tree_xy = np.zeros((0, 2))

@@ -476,7 +476,7 @@ class Store:
         if row is None:
             raise StoreError(f"{self.path}: no model {sha256[:12]}… in the store")
         stored = json.loads(row[2])
-        metrics = {
+        metrics: dict[str, ClassMetrics] = {
             c: ClassMetrics(float(stored[c]["precision"]), float(stored[c]["recall"]))
             for c in CLASSES if c in stored
         }
@@ -561,28 +561,49 @@ _SCENE_COLUMNS = (
 
 
 def _scene_record(row: Sequence[object]) -> SceneRecord:
+    status = str(row[8])
+    if status not in ("counted", "rejected"):
+        raise StoreError(f"scene row {row[0]} has an unknown status {status!r}; is the store from "
+                         "a newer railwatch?")
     return SceneRecord(
-        id=int(row[0]),  # type: ignore[call-overload]
+        id=_int(row[0]),
         content_sha256=str(row[1]),
         name=str(row[2]),
         path=str(row[3]),
-        acquired=_time(row[4]),  # type: ignore[arg-type]
-        crs=row[5],  # type: ignore[arg-type]
-        gsd=row[6],  # type: ignore[arg-type]
-        footprint_wkt=row[7],  # type: ignore[arg-type]
-        status=row[8],  # type: ignore[arg-type]
-        reason=row[9],  # type: ignore[arg-type]
-        message=row[10],  # type: ignore[arg-type]
+        acquired=_time(_str_or_none(row[4])),
+        crs=_str_or_none(row[5]),
+        gsd=None if row[6] is None else _float(row[6]),
+        footprint_wkt=_str_or_none(row[7]),
+        status="counted" if status == "counted" else "rejected",
+        reason=_str_or_none(row[9]),
+        message=_str_or_none(row[10]),
     )
 
 
 def _run_record(row: Sequence[object]) -> RunRecord:
     return RunRecord(
-        id=int(row[0]),  # type: ignore[call-overload]
+        id=_int(row[0]),
         started=datetime.fromisoformat(str(row[1])),
-        finished=_time(row[2]),  # type: ignore[arg-type]
+        finished=_time(_str_or_none(row[2])),
         model_sha256=str(row[3]),
         site=str(row[4]),
         parameters=json.loads(str(row[5])),
         versions=json.loads(str(row[6])),
     )
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise StoreError(f"expected an integer in the store, found {value!r}")
+    return value
+
+
+def _float(value: object) -> float:
+    if not isinstance(value, int | float):
+        raise StoreError(f"expected a number in the store, found {value!r}")
+    return float(value)
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+

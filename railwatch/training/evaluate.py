@@ -115,7 +115,7 @@ def evaluate_scene(
     iou_threshold: float = 0.5,
 ) -> Evaluation:
     """Score one scene. A class-correct match is a TP of its class; "any" ignores the class."""
-    per_class = {}
+    per_class: dict[str, ClassScore] = {}
     for k, cls in enumerate(CLASSES):
         p, t = pred_class == k, true_class == k
         pairs = match_boxes(pred_corners[p], true_corners[t], iou_threshold, pred_score[p])
@@ -132,7 +132,7 @@ def merge_evaluations(name: str, parts: Sequence[Evaluation]) -> Evaluation:
     if not parts:
         raise ValueError("nothing to merge")
     zero = ClassScore(0, 0, 0)
-    per_class = {c: sum((p.per_class[c] for p in parts), zero) for c in CLASSES}
+    per_class: dict[str, ClassScore] = {c: sum((p.per_class[c] for p in parts), zero) for c in CLASSES}
     any_class = sum((p.any_class for p in parts), zero)
     return Evaluation(name, parts[0].iou, per_class, any_class)
 

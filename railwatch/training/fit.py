@@ -13,7 +13,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,21 @@ class TrainSettings:
             raise ValueError("at least one dataset is needed")
         if self.epochs < 1 or self.imgsz < 32 or self.batch < 1:
             raise ValueError("epochs, imgsz and batch must be positive (imgsz >= 32)")
+
+    @classmethod
+    def load(cls, out: Path) -> TrainSettings:
+        """The settings a run in ``out`` was started with (its ``train_settings.json``)."""
+        path = out / SETTINGS_FILE
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            known = {f.name for f in fields(cls)}
+            given: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
+            given["datasets"] = tuple(str(d) for d in given.get("datasets", ()))
+            return cls(**given)
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise RailwatchError(
+                f"{path}: not the settings of a training run ({exc}); start a new run without --resume"
+            ) from exc
 
 
 def combined_data_yaml(datasets: Sequence[Path], out: Path) -> Path:
