@@ -23,7 +23,7 @@ from typing import Any
 
 from common import Profile, markdown_table, model_description
 
-from railwatch.detect.manifest import ModelManifest
+from railwatch.detect.manifest import ModelFile, ModelManifest
 
 __all__ = ["markdown", "matmul_gflops", "model_gflops", "run"]
 
@@ -57,7 +57,7 @@ def model_gflops(manifest: ModelManifest) -> dict[str, float]:
     ultralytics = import_ultralytics()
     from ultralytics.utils.torch_utils import get_flops
 
-    yolo = ultralytics.YOLO(str(manifest.verified_path("weights")), task="obb")
+    yolo = ultralytics.YOLO(str(manifest.verified_path(ModelFile.WEIGHTS)), task="obb")
     net = yolo.model.float().eval()
     thop = float(get_flops(net, imgsz=manifest.chip))
     counter = FlopCounterMode(display=False)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import UTC, date, datetime
 
-import pandas as pd
 import pytest
 
 from railwatch.classes import CLASSES
+from railwatch.count.frames import FrameRow
+from railwatch.count.weekly import WeeklyRow
 from railwatch.detect.manifest import ClassMetrics
 from railwatch.report.comparison import Verdict, compare, comparison_table, verdict_for
 from railwatch.report.reported import (
@@ -31,23 +32,24 @@ def figure(count=73, qualifier=Qualifier.APPROXIMATELY, quantity=Quantity.SNAPSH
                           count, qualifier, quantity, "test source")
 
 
-def frames(counts: dict[str, dict[tuple[str, str], float]]) -> pd.DataFrame:
-    """{scene time: {(zone, class): count}} → frames table (unlisted cells 0)."""
+def frames(counts: dict[str, dict[tuple[str, str], float]]) -> list[FrameRow]:
+    """{scene time: {(zone, class): count}} → frames rows (unlisted cells 0)."""
     rows = []
     for t, cells in counts.items():
         for zone in ZONES:
             for cls in CLASSES:
                 n = cells.get((zone, cls), 0.0)
-                rows.append({"scene": f"s_{t[:10]}.tif", "acquired": pd.Timestamp(t, tz="UTC"),
-                             "zone": zone, "class": cls, "count": n,
-                             "coverage": 0.0 if math.isnan(n) else 1.0})
-    return pd.DataFrame(rows)
+                rows.append(FrameRow(f"s_{t[:10]}.tif", datetime.fromisoformat(t).replace(tzinfo=UTC),
+                                     zone, cls, n, 0.0 if math.isnan(n) else 1.0))
+    return rows
 
 
-EMPTY_WEEKLY = pd.DataFrame(columns=["week", "zone", "class", "estimate", "low", "high"])
+def week(zone, cls, estimate, low, high, name="2023-W40") -> WeeklyRow:
+    return WeeklyRow(name, "2023-10-02", zone, cls, 1, estimate, estimate, math.nan, estimate, low,
+                     high, 1.0)
 
 
-def run(figs, fr, weekly=EMPTY_WEEKLY, metrics=PERFECT):
+def run(figs, fr, weekly=(), metrics=PERFECT):
     return compare(figs, fr, weekly, metrics, "tumangang_khasan", ZONES)
 
 
@@ -130,12 +132,8 @@ def test_any_rail_car_sums_the_classes_and_a_range_takes_the_fullest_scene():
 
 
 def test_a_weekly_figure_is_compared_with_the_weekly_estimate():
-    weekly = pd.DataFrame([
-        {"week": "2023-W40", "zone": "khasan_yard", "class": "covered_car", "estimate": 120.0,
-         "low": 110.0, "high": 150.0},
-        {"week": "2023-W40", "zone": "khasan_yard", "class": "open_car", "estimate": 5.0,
-         "low": 4.0, "high": 9.0},
-    ])
+    weekly = [week("khasan_yard", "covered_car", 120.0, 110.0, 150.0),
+              week("khasan_yard", "open_car", 5.0, 4.0, 9.0)]
     fr = frames({"2023-10-05T02:00": {("khasan_yard", "covered_car"): 73}})
     at_least = figure(140, Qualifier.AT_LEAST, Quantity.WEEKLY, zone="khasan_yard")
     approx_any = figure(100, Qualifier.APPROXIMATELY, Quantity.WEEKLY, zone="khasan_yard",

@@ -28,7 +28,7 @@ CRS_UTM = CRS.from_epsg(32652)
 
 
 def _manifest(tmp_path: Path) -> ModelManifest:
-    return ModelManifest(tmp_path, "fake", CLASSES, GSD, CHIP, {}, {}, {"conf": 0.3})
+    return ModelManifest(tmp_path, "fake", CLASSES, GSD, CHIP, {}, {}, {"conf": 0.3}, conf=0.3)
 
 
 def _draw(tile: Tile, cars_px: np.ndarray) -> Tile:
@@ -256,3 +256,28 @@ def test_forty_cars_across_region_windows_give_forty(tmp_path):
     assert len(found) == 40
     iou = rotated_iou(found.corners, big.pixels_to_map(cars))
     assert (iou.max(axis=1) > 0.75).all() and (iou.max(axis=0) > 0.75).all()
+
+
+def test_the_manifest_gives_the_tuned_threshold_and_names_its_files(tmp_path):
+    import json
+
+    from railwatch.detect.manifest import DEFAULT_CONF, ModelFile
+    from railwatch.errors import ModelError
+
+    doc = {"name": "m", "classes": list(CLASSES), "gsd": GSD, "chip": CHIP,
+           "files": {"onnx": {"path": "m.onnx", "sha256": "0" * 64}}, "accuracy": {"conf": 0.27}}
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    manifest = ModelManifest.load(tmp_path)
+    assert manifest.conf == 0.27
+    assert Detector(manifest, BlobBackend()).conf == 0.27
+    assert Detector(manifest, BlobBackend(), DetectorSettings(conf=0.5)).conf == 0.5
+    assert manifest.path_of(ModelFile.ONNX) == tmp_path / "m.onnx"
+    with pytest.raises(ModelError, match="no 'weights' file"):
+        manifest.path_of(ModelFile.WEIGHTS)
+    del doc["accuracy"]
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    assert ModelManifest.load(tmp_path).conf == DEFAULT_CONF
+    doc["accuracy"] = {"conf": 1.5}
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match=r"accuracy.conf 1.5"):
+        ModelManifest.load(tmp_path)

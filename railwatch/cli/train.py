@@ -146,7 +146,7 @@ def train(
     accuracy = manifest.accuracy
     any_class = accuracy.get("any_class", {})
     click.echo(
-        f"model written to {manifest.folder} (conf {accuracy.get('conf')}, val F1 {any_class.get('f1')}); "
+        f"model written to {manifest.folder} (conf {manifest.conf}, val F1 {any_class.get('f1')}); "
         f"use it with --model {manifest.folder}"
     )
     if stage == "both":

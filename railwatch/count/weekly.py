@@ -80,12 +80,15 @@ __all__ = [
     "SeriesSettings",
     "Transition",
     "WeekEstimate",
+    "WeeklyRow",
     "ZoneClassSeries",
     "estimate_week",
     "iso_week",
     "site_turnover",
     "turnover_rate",
     "week_starts",
+    "weekly_frame",
+    "weekly_rows",
     "weekly_table",
     "zone_class_series",
 ]
@@ -160,6 +163,39 @@ class ZoneClassSeries:
             raise ValueError("one transition between each pair of consecutive times")
         if any(b <= a for a, b in pairwise(self.times)):
             raise ValueError("times must increase strictly")
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyRow:
+    """One ``weekly.csv`` row (module docstring); NaN where a quantity is unknown."""
+
+    week: str
+    week_start: str
+    zone: str
+    class_name: str
+    n_scenes: int
+    peak: float
+    mean: float
+    arrivals: float
+    estimate: float
+    low: float
+    high: float
+    coverage: float
+
+    def __post_init__(self) -> None:
+        if self.class_name not in CLASSES:
+            raise ValueError(f"unknown class {self.class_name!r}")
+        if self.n_scenes < 0:
+            raise ValueError(f"n_scenes must be non-negative, got {self.n_scenes}")
+
+    def record(self) -> dict[str, object]:
+        """The row under ``weekly.csv``'s column names."""
+        return {
+            "week": self.week, "week_start": self.week_start, "zone": self.zone,
+            "class": self.class_name, "n_scenes": self.n_scenes, "peak": self.peak,
+            "mean": self.mean, "arrivals": self.arrivals, "estimate": self.estimate,
+            "low": self.low, "high": self.high, "coverage": self.coverage,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,12 +424,30 @@ def weekly_table(
     With the system's error ``matrix`` (two-stage models measure one), snapshot counts are
     corrected by it and the per-class precision and recall come from it too.
     """
+    return weekly_frame(weekly_rows(scenes, zones, metrics, settings, classes, matrix))
+
+
+def weekly_frame(rows: Sequence[WeeklyRow]) -> pd.DataFrame:
+    """Weekly rows as ``weekly.csv``'s DataFrame, in their order."""
+    return pd.DataFrame.from_records([r.record() for r in rows], columns=list(WEEKLY_COLUMNS))
+
+
+def weekly_rows(
+    scenes: Sequence[CountedScene],
+    zones: Sequence[str],
+    metrics: Mapping[str, ClassMetrics],
+    settings: SeriesSettings | None = None,
+    classes: Sequence[str] = CLASSES,
+    matrix: ErrorMatrix | None = None,
+) -> list[WeeklyRow]:
+    """Every ISO week × zone × class from the first scene's week to the last's, by week and
+    then in the order of ``zones`` and ``classes`` (``matrix``: as for :func:`weekly_table`)."""
     s = settings or SeriesSettings()
     if matrix is not None:
         metrics = matrix.class_metrics()
     ordered = sorted(scenes, key=lambda c: c.acquired)
     if not ordered:
-        return pd.DataFrame(columns=list(WEEKLY_COLUMNS))
+        return []
     matcher = PairMatcher(ordered, s)
     weeks = week_starts(ordered[0].acquired, ordered[-1].acquired)
     span_days = (ordered[-1].acquired - ordered[0].acquired).total_seconds() / _DAY_S
@@ -406,12 +460,8 @@ def weekly_table(
             rate = site_rate if math.isnan(rate) else max(rate, site_rate)
             for w0 in weeks:
                 rows.append(_week_row(ser, ordered, w0, metrics[cls], rate, batch, s, matrix))
-    df = pd.DataFrame.from_records(rows, columns=list(WEEKLY_COLUMNS))
     order = {z: i for i, z in enumerate(zones)}
-    df = df.sort_values(
-        ["week", "zone"], key=lambda c: c.map(order) if c.name == "zone" else c, kind="stable"
-    )
-    return df.reset_index(drop=True)
+    return sorted(rows, key=lambda r: (r.week, order[r.zone]))  # stable: classes keep their order
 
 
 def _week_row(
@@ -423,24 +473,24 @@ def _week_row(
     batch: float,
     s: SeriesSettings,
     matrix: ErrorMatrix | None = None,
-) -> dict[str, object]:
+) -> WeeklyRow:
     w1 = w0 + timedelta(days=7)
     in_week = [k for k, t in enumerate(ser.times) if w0 <= t < w1]
     counts = [ser.counts[k] for k in in_week]
     arrivals = [ser.transitions[k - 1].arrivals for k in in_week if k > 0]
     cov = [c.coverage.get(ser.zone, 0.0) for c in scenes if w0 <= c.acquired < w1]
     est = estimate_week(ser, w0, metrics, rate, s.z, batch, matrix)
-    return {
-        "week": iso_week(w0),
-        "week_start": w0.date().isoformat(),
-        "zone": ser.zone,
-        "class": ser.class_name,
-        "n_scenes": len(in_week),
-        "peak": float(max(counts)) if counts else math.nan,
-        "mean": float(np.mean(counts)) if counts else math.nan,
-        "arrivals": float(sum(arrivals)) if arrivals else math.nan,
-        "estimate": est.estimate,
-        "low": est.low,
-        "high": est.high,
-        "coverage": float(np.mean(cov)) if cov else math.nan,
-    }
+    return WeeklyRow(
+        week=iso_week(w0),
+        week_start=w0.date().isoformat(),
+        zone=ser.zone,
+        class_name=ser.class_name,
+        n_scenes=len(in_week),
+        peak=float(max(counts)) if counts else math.nan,
+        mean=float(np.mean(counts)) if counts else math.nan,
+        arrivals=float(sum(arrivals)) if arrivals else math.nan,
+        estimate=est.estimate,
+        low=est.low,
+        high=est.high,
+        coverage=float(np.mean(cov)) if cov else math.nan,
+    )

@@ -26,7 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from railwatch.classes import CLASSES
 from railwatch.detect.chipplan import Chip, ChipLayout, plan_chips
 from railwatch.detect.detections import Detections
-from railwatch.detect.manifest import NAMER_FILE, ModelManifest, default_model_dir
+from railwatch.detect.manifest import NAMER_FILE, ModelFile, ModelManifest, default_model_dir
 from railwatch.detect.namer import Namer
 from railwatch.detect.obb import merge_oriented, rotated_nms, xywhr_to_corners
 from railwatch.errors import ModelError, RailwatchError
@@ -167,9 +167,8 @@ class Detector:
         self.backend = backend
         self.namer = namer
         self.settings = settings or DetectorSettings()
-        own = float(manifest.accuracy.get("conf", 0.35))
         after_namer = namer.spec.finder_conf if namer is not None else None
-        self.conf = self.settings.conf or after_namer or own
+        self.conf = self.settings.conf or after_namer or manifest.conf
 
     @property
     def gsd(self) -> float:
@@ -361,9 +360,9 @@ def load_detector(
     manifest = ModelManifest.load(folder)
     settings = settings or DetectorSettings()
     if settings.runtime is Runtime.ONNX:
-        backend: Backend = OnnxBackend(manifest.verified_path("onnx", trust=trust_model))
+        backend: Backend = OnnxBackend(manifest.verified_path(ModelFile.ONNX, trust=trust_model))
     else:
-        backend = TorchBackend(manifest.verified_path("weights", trust=trust_model), manifest.chip)
+        backend = TorchBackend(manifest.verified_path(ModelFile.WEIGHTS, trust=trust_model), manifest.chip)
     spec = manifest.namer_spec()
     namer = None if spec is None else Namer(manifest.verified_path(NAMER_FILE, trust=trust_model), spec)
     return Detector(manifest, backend, settings, namer)

@@ -19,6 +19,7 @@ Format::
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -33,23 +34,38 @@ from railwatch.detect.namer import NamerSpec
 from railwatch.errors import ModelError, ModelIntegrityError
 
 __all__ = [
+    "DEFAULT_CONF",
     "DEFAULT_GSD",
     "MODEL_DIR_ENV",
     "NAMER_FILE",
     "NAMER_WEIGHTS",
     "ClassMetrics",
+    "ModelFile",
     "ModelManifest",
     "default_gsd",
     "default_model_dir",
     "sha256_file",
 ]
 
-#: The ``files`` key of the namer's ONNX file, and of its torch weights (for fine-tuning).
-NAMER_FILE = "namer_onnx"
-NAMER_WEIGHTS = "namer_weights"
-
 #: Grid ground sample distance used when no model manifest exists.
 DEFAULT_GSD = 0.5
+
+#: Confidence threshold of a model whose manifest names no tuned one (``accuracy.conf``).
+DEFAULT_CONF = 0.35
+
+
+class ModelFile(enum.StrEnum):
+    """The files a manifest lists (keys of ``files``)."""
+
+    WEIGHTS = "weights"  # the finder's ultralytics .pt: a pickle, loading one runs code
+    ONNX = "onnx"  # the finder's ONNX export
+    NAMER_ONNX = "namer_onnx"  # the namer (two-stage models)
+    NAMER_WEIGHTS = "namer_weights"  # the namer's torch weights, for fine-tuning
+
+
+#: The ``files`` key of the namer's ONNX file, and of its torch weights (for fine-tuning).
+NAMER_FILE = ModelFile.NAMER_ONNX
+NAMER_WEIGHTS = ModelFile.NAMER_WEIGHTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +93,12 @@ class ModelManifest:
     training: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
     namer: dict[str, Any] = field(default_factory=dict)
+    #: The confidence threshold tuned on validation chips (``accuracy.conf``).
+    conf: float = DEFAULT_CONF
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.conf < 1.0:
+            raise ModelError(f"{self.folder}/manifest.json: accuracy.conf {self.conf} is not in (0, 1)")
         if self.classes != CLASSES:
             raise ModelError(
                 f"{self.folder}: model classes {list(self.classes)} differ from railwatch's "
@@ -93,6 +113,7 @@ class ModelManifest:
         path = folder / "manifest.json"
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
+            accuracy = dict(doc.get("accuracy", {}))
             return cls(
                 folder=folder,
                 name=str(doc["name"]),
@@ -101,9 +122,12 @@ class ModelManifest:
                 chip=int(doc["chip"]),
                 files={k: dict(v) for k, v in doc["files"].items()},
                 training=dict(doc.get("training", {})),
-                accuracy=dict(doc.get("accuracy", {})),
+                accuracy=accuracy,
                 namer=dict(doc.get("namer", {})),
+                conf=float(accuracy.get("conf", DEFAULT_CONF)),
             )
+        except ModelError:
+            raise
         except FileNotFoundError as exc:
             raise ModelError(
                 f"{path}: no model manifest; pass --model with a folder made by `railwatch train`"
@@ -111,12 +135,13 @@ class ModelManifest:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{path}: malformed model manifest ({exc!r})") from exc
 
-    def path_of(self, kind: str) -> Path:
+    def path_of(self, kind: ModelFile) -> Path:
+        """Where the manifest says the ``kind`` file is (not checked; see :meth:`verified_path`)."""
         if kind not in self.files:
-            raise ModelError(f"{self.folder}/manifest.json lists no {kind!r} file")
+            raise ModelError(f"{self.folder}/manifest.json lists no {kind.value!r} file")
         return self.folder / self.files[kind]["path"]
 
-    def verified_path(self, kind: str, trust: bool = False) -> Path:
+    def verified_path(self, kind: ModelFile, trust: bool = False) -> Path:
         """The file's path after checking its sha256 against the manifest.
 
         A ``.pt`` file is a pickle: loading an untrusted one runs code. A mismatch is refused

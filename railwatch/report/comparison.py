@@ -29,8 +29,8 @@ import pandas as pd
 
 from railwatch.classes import CLASSES
 from railwatch.count.errormatrix import ErrorMatrix
-from railwatch.count.frames import Z_90, CountInterval, true_count_interval
-from railwatch.count.weekly import iso_week
+from railwatch.count.frames import Z_90, CountInterval, FrameRow, true_count_interval
+from railwatch.count.weekly import WeeklyRow, iso_week
 from railwatch.detect.manifest import ClassMetrics
 from railwatch.report.reported import ANY, Quantity, ReportedFigure
 
@@ -128,15 +128,15 @@ def verdict_for(figure: ReportedFigure, low: float, high: float) -> Verdict:
 
 def compare(
     figures: Sequence[ReportedFigure],
-    frames: pd.DataFrame,
-    weekly: pd.DataFrame,
+    frames: Sequence[FrameRow],
+    weekly: Sequence[WeeklyRow],
     metrics: Mapping[str, ClassMetrics],
     site: str,
     zones: Sequence[str],
     settings: ComparisonSettings | None = None,
     matrix: ErrorMatrix | None = None,
 ) -> list[Comparison]:
-    """Compare every figure with the store's ``frames`` and ``weekly`` tables of ``site``.
+    """Compare every figure with the per-scene ``frames`` rows and ``weekly`` rows of ``site``.
 
     Snapshot counts become true-car intervals through the system's error ``matrix`` when the
     model has one, else through the per-class precision and recall ``metrics``."""
@@ -167,29 +167,33 @@ def _selection(f: ReportedFigure, zones: Sequence[str]) -> tuple[list[str], list
 
 def _snapshot(
     f: ReportedFigure,
-    frames: pd.DataFrame,
+    frames: Sequence[FrameRow],
     metrics: Mapping[str, ClassMetrics],
     zones: Sequence[str],
     s: ComparisonSettings,
     matrix: ErrorMatrix | None = None,
 ) -> Comparison:
     want_zones, want_classes = _selection(f, zones)
-    sel = frames[frames["zone"].isin(want_zones) & frames["class"].isin(want_classes)]
+    by_scene: dict[tuple[str, datetime], list[FrameRow]] = {}  # every class of the zones
+    for r in frames:
+        if r.zone in want_zones:
+            by_scene.setdefault((r.scene, r.acquired.astimezone(UTC)), []).append(r)
     per_scene = []
-    for (scene, acquired), g in sel.groupby(["scene", "acquired"], sort=False):
-        if g["count"].isna().any() or set(g["zone"]) != set(want_zones):
+    for (scene, acquired), seen in by_scene.items():
+        rows = [r for r in seen if r.class_name in want_classes]
+        if not all(r.observed for r in rows) or {r.zone for r in rows} != set(want_zones):
             continue  # a zone of the figure was not observed in this scene
         interval = CountInterval(0.0, 0.0, 0.0, 0.0)
         if matrix is not None:  # each zone's counts of every class, corrected by the error matrix
-            seen = frames[(frames["scene"] == scene) & frames["zone"].isin(want_zones)]
-            for _, gz in seen.groupby("zone", sort=False):
-                counts = {str(c): float(n) for c, n in zip(gz["class"], gz["count"], strict=True)}
+            by_zone: dict[str, dict[str, float]] = {}
+            for r in seen:
+                by_zone.setdefault(r.zone, {})[r.class_name] = r.count
+            for counts in by_zone.values():
                 interval = interval + matrix.correct_selected(counts, want_classes, s.z)
         else:
-            for _, row in g.iterrows():
-                interval = interval + true_count_interval(row["count"], metrics[row["class"]], s.z)
-        per_scene.append((str(scene), pd.Timestamp(acquired).to_pydatetime(),
-                          float(g["count"].sum()), interval))
+            for r in rows:
+                interval = interval + true_count_interval(r.count, metrics[r.class_name], s.z)
+        per_scene.append((scene, acquired, float(sum(r.count for r in rows)), interval))
     if not per_scene:
         return Comparison(f, Verdict.NOT_OBSERVED, note="no counted scene observed the zone")
     start = datetime(f.start.year, f.start.month, f.start.day, tzinfo=UTC)
@@ -223,16 +227,19 @@ def _snapshot(
     )
 
 
-def _weekly(f: ReportedFigure, weekly: pd.DataFrame, zones: Sequence[str]) -> Comparison:
+def _weekly(f: ReportedFigure, weekly: Sequence[WeeklyRow], zones: Sequence[str]) -> Comparison:
     want_zones, want_classes = _selection(f, zones)
     week = iso_week(f.start)
     note = "" if iso_week(f.end) == week else f"range spans several weeks; compared with {week}"
-    sel = weekly[(weekly["week"] == week) & weekly["zone"].isin(want_zones)
-                 & weekly["class"].isin(want_classes)]
-    if sel.empty or sel["estimate"].isna().any() or len(sel) != len(want_zones) * len(want_classes):
+    sel = [r for r in weekly
+           if r.week == week and r.zone in want_zones and r.class_name in want_classes]
+    if (not sel or any(math.isnan(r.estimate) for r in sel)
+            or len(sel) != len(want_zones) * len(want_classes)):
         return Comparison(f, Verdict.NOT_OBSERVED, week=week,
                           note="; ".join(x for x in (note, f"no weekly estimate for {week}") if x))
-    est, low, high = (float(sel[c].sum(skipna=False)) for c in ("estimate", "low", "high"))
+    # A NaN ``high`` (unknown) stays NaN in the sum: unknown, not zero.
+    est, low, high = (sum(r.estimate for r in sel), sum(r.low for r in sel),
+                      sum(r.high for r in sel))
     return Comparison(
         f, verdict_for(f, low, high), measured_quantity="weekly estimate of unique cars",
         measured=est, estimate=est, low=low, high=high, week=week, note=note,

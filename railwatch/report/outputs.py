@@ -21,7 +21,7 @@ import shapely
 from matplotlib.figure import Figure
 
 from railwatch.count.frames import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
-from railwatch.count.weekly import SeriesSettings, weekly_table
+from railwatch.count.weekly import SeriesSettings, weekly_frame, weekly_rows
 from railwatch.errors import SceneError
 from railwatch.imagery.grid import GridWindow, SiteGrid
 from railwatch.imagery.scene import open_scene, read_tiles
@@ -118,13 +118,13 @@ def build_tables(inputs: ReportInputs, settings: ReportSettings | None = None) -
     s = settings or ReportSettings()
     zones = inputs.zones
     rows = [r for c in inputs.scenes for r in frame_rows(c, zones, s.min_coverage)]
-    frames = frames_table(rows)
-    weekly = weekly_table(inputs.scenes, zones, inputs.model.metrics, s.series, matrix=inputs.model.matrix)
+    weeks = weekly_rows(inputs.scenes, zones, inputs.model.metrics, s.series,
+                        matrix=inputs.model.matrix)
     comparisons = compare(
-        inputs.figures, frames, weekly, inputs.model.metrics, inputs.site.name, zones,
-        s.comparison, matrix=inputs.model.matrix,
+        inputs.figures, rows, weeks, inputs.model.metrics, inputs.site.name, zones, s.comparison,
+        matrix=inputs.model.matrix,
     )
-    return ReportTables(frames, weekly, tuple(comparisons))
+    return ReportTables(frames_table(rows), weekly_frame(weeks), tuple(comparisons))
 
 
 def write_report(

@@ -9,6 +9,7 @@ on. Killed at any moment, a batch loses nothing committed; rerun, it resumes whe
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import sys
 import time
@@ -29,6 +30,7 @@ __all__ = [
     "BatchSettings",
     "BatchSummary",
     "Rejection",
+    "SceneOutcome",
     "content_sha256",
     "find_images",
     "run_batch",
@@ -44,6 +46,13 @@ class BatchSettings:
 
     force: bool = False
     progress: bool = True
+
+
+class SceneOutcome(enum.Enum):
+    """What became of a usable scene of a batch (an unusable one is a :class:`Rejection`)."""
+
+    COUNTED = "counted"
+    ALREADY_STORED = "already_stored"  # counted before with this model and site: skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +165,7 @@ def run_batch(
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
             say(outcome.line())
-        elif outcome:
+        elif outcome is SceneOutcome.COUNTED:
             counted.append(path)
         else:
             skipped.append(path)
@@ -183,8 +192,8 @@ def _one_scene(
     model: ModelRecord,
     run_id: int,
     force: bool,
-) -> Rejection | bool:
-    """Count one scene: True if recorded, False if already in the store, else a Rejection."""
+) -> SceneOutcome | Rejection:
+    """Count one scene into the store, or say why it cannot be used."""
     try:
         digest = content_sha256(path)
     except OSError as exc:
@@ -193,7 +202,7 @@ def _one_scene(
     if known is not None and known.status == "counted" and not force:
         if Path(known.path) != path.resolve() and not Path(known.path).exists():
             store.note_path(known.id, path)
-        return False
+        return SceneOutcome.ALREADY_STORED
     try:
         scene = open_scene(path, site.crs, site.aoi_local)
         observation = observe_scene(scene, site, detector)
@@ -202,7 +211,8 @@ def _one_scene(
     except RailwatchError as exc:
         rejection = Rejection(path, "unusable", str(exc))
     else:
-        return store.record_scene(run_id, observation, digest, site, force=force)
+        recorded = store.record_scene(run_id, observation, digest, site, force=force)
+        return SceneOutcome.COUNTED if recorded else SceneOutcome.ALREADY_STORED
     store.record_rejection(
         run_id, path, digest, model.sha256, site.name, rejection.reason, rejection.message
     )

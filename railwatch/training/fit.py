@@ -23,7 +23,7 @@ import yaml
 
 from railwatch import __version__
 from railwatch.classes import CLASS_NAMES, CLASSES
-from railwatch.detect.manifest import ModelManifest, sha256_file
+from railwatch.detect.manifest import ModelFile, ModelManifest, sha256_file
 from railwatch.errors import RailwatchError
 
 __all__ = ["TrainSettings", "combined_data_yaml", "fit", "package_model", "train_model"]
@@ -158,7 +158,7 @@ def fit(
         base = Path(settings.base)
         fine_tune = (base / "manifest.json").is_file() or base.suffix == ".pt"
         if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
-            base = ModelManifest.load(base).verified_path("weights")  # a .pt is a pickle
+            base = ModelManifest.load(base).verified_path(ModelFile.WEIGHTS)  # a .pt is a pickle
         model = ultralytics.YOLO(str(base), task="obb")
     started = time.monotonic()
 
@@ -271,8 +271,8 @@ def package_model(
         "gsd": settings.gsd,
         "chip": settings.imgsz,
         "files": {
-            "weights": {"path": WEIGHTS, "sha256": sha256_file(pt)},
-            "onnx": {"path": ONNX, "sha256": sha256_file(onnx)},
+            ModelFile.WEIGHTS.value: {"path": WEIGHTS, "sha256": sha256_file(pt)},
+            ModelFile.ONNX.value: {"path": ONNX, "sha256": sha256_file(onnx)},
         },
         "training": {
             "command": command or "railwatch.training.fit.train_model (Python API; settings below)",
