@@ -163,6 +163,14 @@ class Site:
     def zone_names(self) -> tuple[str, ...]:
         return tuple(z.name for z in self.zones)
 
+    def zone_areas(self) -> tuple[CountingArea, ...]:
+        """The zones as counting areas (clipped to the AOI, local CRS), in the site's order:
+        what counts and coverage are reported for."""
+        return tuple(
+            CountingArea(z.name, AreaKind.ZONE, g.intersection(self.aoi_local))
+            for z, g in zip(self.zones, self.zones_local, strict=True)
+        )
+
     def counting_areas(
         self, corridor_half_width_m: float = DEFAULT_CORRIDOR_HALF_WIDTH_M
     ) -> tuple[CountingArea, ...]:
@@ -172,10 +180,7 @@ class Site:
         """
         if corridor_half_width_m <= 0:
             raise ValueError("corridor_half_width_m must be positive")
-        areas = [
-            CountingArea(z.name, AreaKind.ZONE, g.intersection(self.aoi_local))
-            for z, g in zip(self.zones, self.zones_local, strict=True)
-        ]
+        areas = list(self.zone_areas())
         for track, line in zip(self.tracks, self.tracks_local, strict=True):
             corridor = line.buffer(corridor_half_width_m, cap_style="flat").intersection(self.aoi_local)
             if not corridor.is_empty:

@@ -11,7 +11,6 @@ from railwatch.cli.options import ModelChoice, model_options, observe_image
 from railwatch.imagery.acquisition import TimeSource
 from railwatch.imagery.grid import SiteGrid
 from railwatch.report.quicklook import quicklook, save_png
-from railwatch.site import AreaKind
 
 
 @click.command("detect")
@@ -40,7 +39,7 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
         acq = scene.acquisition
         features.extend(dets.features(None if acq.source is TimeSource.NONE else acq.time.isoformat()))
         grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
-        zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
+        zones = site.zone_areas()
         for zone in zones:
             if obs.coverage.get(zone.name, 0.0) == 0.0:
                 continue

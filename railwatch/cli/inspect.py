@@ -12,7 +12,7 @@ from railwatch.errors import SceneError
 from railwatch.imagery.coverage import coverage, valid_area_pixels
 from railwatch.imagery.grid import SiteGrid, plan_windows
 from railwatch.imagery.scene import open_scene, read_tiles
-from railwatch.site import AreaKind, load_site
+from railwatch.site import load_site
 
 
 @click.command("inspect")
@@ -26,7 +26,7 @@ def inspect(images: tuple[Path, ...], site_name: str, gsd: float | None) -> None
     site = load_site(site_name)
     gsd = gsd or default_gsd()
     grid = SiteGrid.covering(site.aoi_local, site.crs, gsd)
-    zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
+    zones = site.zone_areas()
     usable = 0
     for image in images:
         try:

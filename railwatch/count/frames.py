@@ -24,6 +24,7 @@ from railwatch.detect.manifest import ClassMetrics
 __all__ = [
     "DEFAULT_MIN_COVERAGE",
     "FRAME_COLUMNS",
+    "MIN_RECALL",
     "Z_90",
     "CountInterval",
     "CountedScene",
@@ -69,7 +70,7 @@ Z_90 = 1.6448536269514722
 FRAME_COLUMNS: tuple[str, ...] = ("scene", "acquired", "zone", "class", "count", "coverage")
 
 #: Recall below this is treated as this when correcting counts (avoids dividing by ~0).
-_MIN_RECALL = 0.05
+MIN_RECALL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,7 @@ def true_count_interval(
     if detected < 0:
         raise ValueError(f"a count cannot be negative, got {detected}")
     p = metrics.precision
-    r = max(metrics.recall, _MIN_RECALL)
+    r = max(metrics.recall, MIN_RECALL)
     estimate = detected * p / r
     variance = detected * p * (1 - p) / r**2 + estimate * (1 - r) / r
     normal = CountInterval.from_moments(estimate, variance, z)
@@ -205,4 +206,4 @@ def missed_bound(recall: float, z: float = Z_90) -> float:
     if recall >= 1.0:
         return 0.0
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
-    return math.log(tail) / math.log1p(-max(recall, _MIN_RECALL))
+    return math.log(tail) / math.log1p(-max(recall, MIN_RECALL))

@@ -65,6 +65,7 @@ from railwatch.classes import CLASSES
 from railwatch.count.errormatrix import ErrorMatrix
 from railwatch.count.frames import (
     DEFAULT_MIN_COVERAGE,
+    MIN_RECALL,
     Z_90,
     CountedScene,
     missed_bound,
@@ -100,7 +101,6 @@ WEEKLY_COLUMNS: tuple[str, ...] = (
 )
 
 _DAY_S = 86_400.0
-_MIN_RECALL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +303,7 @@ def zone_class_series(
 
 def _true_moves(tr: Transition, m: ClassMetrics) -> tuple[float, float, float, float]:
     """True arrivals, their variance, true departures, and cars parked throughout."""
-    p, r = m.precision, max(m.recall, _MIN_RECALL)
+    p, r = m.precision, max(m.recall, MIN_RECALL)
     missed_parked = tr.parked * (1 - r) / r
     arr = max(0.0, (tr.arrivals - tr.n_end * (1 - p) - missed_parked) / r)
     dep = max(0.0, (tr.departures - tr.n_start * (1 - p) - missed_parked) / r)
@@ -392,7 +392,7 @@ def estimate_week(
         a = before[-1]
         tr = trs[a]
         arr, _, dep, parked = _true_moves(tr, metrics)
-        r = max(metrics.recall, _MIN_RECALL)
+        r = max(metrics.recall, MIN_RECALL)
         seen, seen_var = parked, tr.parked * (1 - r**2) / r**4
         expected += dep * frac(times[a + 1] - w0, tr) + arr * frac(w1 - times[a], tr)
         extra_high += dep + arr

@@ -26,6 +26,7 @@ from railwatch.imagery.grid import GridWindow, SiteGrid
 from railwatch.imagery.tile import PixelWindow
 
 __all__ = [
+    "CAR_OVERLAP_M",
     "Chip",
     "ChipLayout",
     "axis_starts",
@@ -33,6 +34,11 @@ __all__ = [
     "plan_chips",
     "plan_region_windows",
 ]
+
+
+#: Longest car (a locomotive) plus a margin, in metres: chips overlap by at least this, so that
+#: every car lies whole in some chip.
+CAR_OVERLAP_M = 24.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +149,7 @@ def plan_region_windows(
     """
     if region.is_empty:
         return ()
-    inv = ~grid.transform
-    pixels = shapely.affinity.affine_transform(region, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
+    pixels = shapely.affinity.affine_transform(region, (~grid.transform).to_shapely())
     across = _band_windows(pixels, grid.rows, grid.cols, layout)
     swapped = shapely.affinity.affine_transform(pixels, [0.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     down = [_transposed(w) for w in _band_windows(swapped, grid.cols, grid.rows, layout)]

@@ -20,11 +20,10 @@ from typing import Protocol
 import numpy as np
 import shapely
 from rasterio.crs import CRS
-from rasterio.features import rasterize
 from shapely.geometry.base import BaseGeometry
 
 from railwatch.classes import CLASSES
-from railwatch.detect.chipplan import Chip, ChipLayout, plan_chips
+from railwatch.detect.chipplan import CAR_OVERLAP_M, Chip, ChipLayout, plan_chips
 from railwatch.detect.detections import Detections
 from railwatch.detect.manifest import NAMER_FILE, ModelFile, ModelManifest, default_model_dir
 from railwatch.detect.namer import Namer
@@ -34,8 +33,6 @@ from railwatch.imagery.tile import Tile
 
 __all__ = ["Detector", "DetectorSettings", "Runtime", "load_detector"]
 
-#: Longest car (a locomotive) plus a margin, in metres: chips overlap by at least this.
-CAR_OVERLAP_M = 24.0
 #: Pad colour for chips that reach past a tile's edge (ultralytics' letterbox grey).
 PAD_VALUE = 114
 #: A box reaching this close (pixels) to an inner chip edge is taken as cut by the chip.
@@ -204,7 +201,8 @@ class Detector:
         for tile in tiles:
             crs = tile.crs
             overlap = min(self.manifest.chip - 1, math.ceil(self.settings.overlap_m / tile.gsd))
-            wanted = _region_mask(tile, region) & tile.valid
+            # all touched: a car centred in the region is never left out by rasterisation
+            wanted = tile.mask(region, all_touched=True) & tile.valid
             for chip in plan_chips(wanted, self.manifest.chip, overlap):
                 pending.append((tile, chip))
                 if len(pending) == self.settings.batch:
@@ -320,19 +318,6 @@ def _touches_cut_edge(corners: np.ndarray, chip: Chip, tile: Tile) -> np.ndarray
     if chip.row + bottom < rows or core.row_off + core.rows < rows:
         touch |= hi[:, 1] > bottom - m
     return touch
-
-
-def _region_mask(tile: Tile, region: BaseGeometry) -> np.ndarray:
-    """Pixels of the tile touched by ``region`` (all touched: a car centred in the region is
-    never left out by rasterisation)."""
-    x0, y0, x1, y1 = tile.bounds
-    part = shapely.clip_by_rect(region, x0, y0, x1, y1)
-    if part.is_empty:
-        return np.zeros(tile.shape, dtype=bool)
-    return np.asarray(rasterize(
-        [(part, 1)], out_shape=tile.shape, transform=tile.transform, fill=0, dtype="uint8",
-        all_touched=True,
-    ), dtype=bool)
 
 
 def _cut(tile: Tile, chip: Chip) -> np.ndarray:

@@ -197,6 +197,7 @@ class ModelManifest:
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB blocks: a model file's or a scene's identity."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

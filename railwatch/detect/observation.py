@@ -16,21 +16,20 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.detect.chipplan import ChipLayout, plan_region_windows
+from railwatch.detect.chipplan import CAR_OVERLAP_M, ChipLayout, plan_region_windows
 from railwatch.detect.detections import Detections
 from railwatch.imagery.clouds import cloud_mask
 from railwatch.imagery.coverage import coverage, valid_area_pixels
 from railwatch.imagery.grid import SiteGrid
 from railwatch.imagery.scene import Scene, footprint_lonlat, open_scene, read_tiles
 from railwatch.imagery.tile import Tile
-from railwatch.site import AreaKind, Site, load_site, site_for_footprint
+from railwatch.site import Site, load_site, site_for_footprint
 
 __all__ = ["DetectorLike", "LaysChips", "Observation", "observe_file", "observe_scene"]
 
-#: Read windows for a detector that does not say how it lays chips: square, this many pixels.
+#: Read windows for a detector that does not say how it lays chips: square, this many pixels,
+#: overlapping by CAR_OVERLAP_M.
 FALLBACK_CHIP_PX = 1024
-#: ... overlapping by the longest car plus a margin, in metres.
-FALLBACK_OVERLAP_M = 24.0
 
 
 class DetectorLike(Protocol):
@@ -58,7 +57,7 @@ class LaysChips(Protocol):
 def _layout(detector: DetectorLike) -> ChipLayout:
     if isinstance(detector, LaysChips):
         return detector.chip_layout
-    return ChipLayout(FALLBACK_CHIP_PX, math.ceil(FALLBACK_OVERLAP_M / detector.gsd))
+    return ChipLayout(FALLBACK_CHIP_PX, math.ceil(CAR_OVERLAP_M / detector.gsd))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ def observe_scene(
     """
     grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
     region = site.counting_region().intersection(scene.footprint)
-    zones = [a for a in site.counting_areas() if a.kind is AreaKind.ZONE]
+    zones = site.zone_areas()
     windows = plan_region_windows(grid, region, _layout(detector))
     valid_counts: list[np.ndarray] = []
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from affine import Affine
-from rasterio.features import rasterize
 
-from railwatch.imagery.tile import Tile
+from railwatch.imagery.tile import Tile, geometry_mask
 from railwatch.site import CountingArea
 
 __all__ = ["coverage", "valid_area_pixels"]
@@ -21,14 +19,10 @@ def valid_area_pixels(tile: Tile, areas: Sequence[CountingArea]) -> np.ndarray:
     """
     core = tile.core
     core_valid = tile.valid[core.slices]
-    transform = tile.transform @ Affine.translation(core.col_off, core.row_off)
+    transform = core.transform(tile.transform)
     out = np.zeros(len(areas), dtype=np.int64)
     for i, area in enumerate(areas):
-        inside = rasterize(
-            [(area.geometry, 1)], out_shape=(core.rows, core.cols), transform=transform,
-            fill=0, dtype="uint8",
-        ).astype(bool)
-        out[i] = int((inside & core_valid).sum())
+        out[i] = int((geometry_mask(area.geometry, core.shape, transform) & core_valid).sum())
     return out
 
 

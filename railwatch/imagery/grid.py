@@ -9,7 +9,6 @@ import numpy as np
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.features import rasterize
 from shapely.geometry.base import BaseGeometry
 
 from railwatch.imagery.tile import PixelWindow
@@ -52,24 +51,12 @@ class SiteGrid:
         return cls(crs, gsd, Affine(gsd, 0.0, x0, 0.0, -gsd, y1), rows, cols)
 
     def window_transform(self, window: PixelWindow) -> Affine:
-        return self.transform @ Affine.translation(window.col_off, window.row_off)
+        return window.transform(self.transform)
 
     def window_bounds(self, window: PixelWindow) -> tuple[float, float, float, float]:
         x0, y1 = self.transform @ (window.col_off, window.row_off)
         x1, y0 = self.transform @ (window.col_off + window.cols, window.row_off + window.rows)
         return x0, y0, x1, y1
-
-    def rasterize(self, geometry: BaseGeometry, window: PixelWindow) -> np.ndarray:
-        """A bool mask of the pixels of ``window`` whose centre lies in ``geometry``."""
-        if geometry.is_empty:
-            return np.zeros((window.rows, window.cols), dtype=bool)
-        return np.asarray(rasterize(
-            [(geometry, 1)],
-            out_shape=(window.rows, window.cols),
-            transform=self.window_transform(window),
-            fill=0,
-            dtype="uint8",
-        ), dtype=bool)
 
 
 @dataclass(frozen=True, slots=True)

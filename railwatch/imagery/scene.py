@@ -21,7 +21,6 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 from shapely.geometry import Polygon
 
 from railwatch.errors import (
@@ -35,7 +34,7 @@ from railwatch.errors import (
 from railwatch.imagery import acquisition
 from railwatch.imagery.acquisition import Acquisition
 from railwatch.imagery.grid import GridWindow, SiteGrid
-from railwatch.imagery.tile import Tile
+from railwatch.imagery.tile import Tile, pixels_to_map
 
 __all__ = [
     "MAX_GSD_M",
@@ -225,7 +224,7 @@ def read_tiles(
             with WarpedVRT(src, **options) as vrt:
                 for gw in windows:
                     w = gw.window
-                    win = Window(w.col_off, w.row_off, w.cols, w.rows)
+                    win = w.as_rasterio()
                     data = vrt.read(indexes, window=win)
                     if alpha is not None:
                         valid = vrt.read(alpha, window=win) > 0
@@ -299,22 +298,18 @@ def _footprint(src: rasterio.io.DatasetReader, crs: CRS, site_crs: CRS) -> Polyg
     edge = np.linspace(0.0, 1.0, n, endpoint=False)
     cols = np.concatenate([edge * w, np.full(n, w), (1 - edge) * w, np.zeros(n)])
     rows = np.concatenate([np.zeros(n), edge * h, np.full(n, h), (1 - edge) * h])
-    t = src.transform
-    xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+    xy = pixels_to_map(src.transform, np.column_stack([cols, rows]))
     tr = Transformer.from_crs(crs.to_wkt(), site_crs.to_wkt(), always_xy=True)
-    px, py = tr.transform(xs, ys)
+    px, py = tr.transform(xy[:, 0], xy[:, 1])
     return Polygon(np.column_stack([px, py]))
 
 
 def _native_gsd(src: rasterio.io.DatasetReader, crs: CRS, site_crs: CRS) -> float:
     """Pixel size in metres at the scene centre, measured in the site's metric CRS."""
-    t = src.transform
     c, r = src.width / 2.0, src.height / 2.0
-    pts = np.array([(c, r), (c + 1, r), (c, r + 1)])
-    xs = t.a * pts[:, 0] + t.b * pts[:, 1] + t.c
-    ys = t.d * pts[:, 0] + t.e * pts[:, 1] + t.f
+    xy = pixels_to_map(src.transform, np.array([(c, r), (c + 1, r), (c, r + 1)]))
     tr = Transformer.from_crs(crs.to_wkt(), site_crs.to_wkt(), always_xy=True)
-    px, py = tr.transform(xs, ys)
+    px, py = tr.transform(xy[:, 0], xy[:, 1])
     dx = math.hypot(px[1] - px[0], py[1] - py[0])
     dy = math.hypot(px[2] - px[0], py[2] - py[0])
     return math.sqrt(dx * dy)

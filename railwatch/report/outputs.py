@@ -35,7 +35,7 @@ from railwatch.report.comparison import (
 )
 from railwatch.report.plot import quicklook_figure, snapshot_figure, weekly_figure
 from railwatch.report.reported import ANY, ReportedFigure
-from railwatch.site import AreaKind, Site
+from railwatch.site import Site
 from railwatch.store.database import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
 
 __all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
@@ -78,7 +78,7 @@ class ReportInputs:
 
     @property
     def zones(self) -> list[str]:
-        return [a.name for a in self.site.counting_areas() if a.kind is AreaKind.ZONE]
+        return list(self.site.zone_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +236,7 @@ def scene_quicklook(
     if rec is None or counted is None:
         names = ", ".join(sorted(c.scene for c in inputs.scenes)) or "none"
         raise KeyError(f"{scene!r} is not a counted scene of this store (counted: {names})")
-    areas = {a.name: a.geometry for a in inputs.site.counting_areas() if a.kind is AreaKind.ZONE}
+    areas = {a.name: a.geometry for a in inputs.site.zone_areas()}
     if zone != ANY and zone not in areas:
         raise KeyError(f"zone {zone!r} is not one of {', '.join(areas)} or {ANY!r}")
     geom = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]

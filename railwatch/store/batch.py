@@ -10,7 +10,6 @@ on. Killed at any moment, a batch loses nothing committed; rerun, it resumes whe
 from __future__ import annotations
 
 import enum
-import hashlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from railwatch.detect.manifest import sha256_file
 from railwatch.detect.observation import DetectorLike, observe_scene
 from railwatch.errors import RailwatchError, SceneError
 from railwatch.imagery.scene import open_scene
@@ -31,7 +31,6 @@ __all__ = [
     "BatchSummary",
     "Rejection",
     "SceneOutcome",
-    "content_sha256",
     "find_images",
     "run_batch",
 ]
@@ -116,15 +115,6 @@ def find_images(inputs: Iterable[Path]) -> list[Path]:
     return unique
 
 
-def content_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes: a scene's identity, whatever its name."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _stderr_line(text: str) -> None:
     tqdm.write(text, file=sys.stderr)
 
@@ -195,7 +185,7 @@ def _one_scene(
 ) -> SceneOutcome | Rejection:
     """Count one scene into the store, or say why it cannot be used."""
     try:
-        digest = content_sha256(path)
+        digest = sha256_file(path)  # a scene's identity, whatever its name
     except OSError as exc:
         return Rejection(path, "unreadable", f"cannot read the file ({exc.strerror or exc})")
     known = store.find_scene(digest, model.sha256, site.name)

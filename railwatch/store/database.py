@@ -40,12 +40,12 @@ from shapely.geometry import mapping
 from railwatch import __version__
 from railwatch.classes import CLASSES
 from railwatch.count.errormatrix import ErrorMatrix
-from railwatch.count.frames import CountedScene
+from railwatch.count.frames import CountedScene, frame_rows
 from railwatch.detect.detections import Detections
 from railwatch.detect.manifest import ClassMetrics
 from railwatch.detect.observation import Observation
 from railwatch.errors import RailwatchError
-from railwatch.site import AreaKind, Site, site_from_geojson
+from railwatch.site import Site, site_from_geojson
 
 __all__ = [
     "DEFAULT_STORE_NAME",
@@ -384,15 +384,13 @@ class Store:
         """
         scene, dets = observation.scene, observation.detections
         key = (content_sha256, observation.model_sha256, site.name)
-        zones = [a.name for a in site.counting_areas() if a.kind is AreaKind.ZONE]
-        names = dets.class_name if len(dets) else np.empty(0, dtype=object)
         naming = dets.naming
-        count_rows = [
-            (zone, cls, int(np.count_nonzero(np.equal(dets.zone, zone) & (names == cls))),
-             float(observation.coverage.get(zone, 0.0)))
-            for zone in zones
-            for cls in CLASSES
+        counted = CountedScene(scene.name, scene.acquisition.time, observation.coverage, dets)
+        count_rows = [  # raw detector counts of every zone, observed or not
+            (r.zone, r.class_name, int(r.count), r.coverage)
+            for r in frame_rows(counted, site.zone_names, min_coverage=0.0)
         ]
+        names = dets.class_name if len(dets) else np.empty(0, dtype=object)
         with self._transaction() as db:
             row = db.execute(
                 "SELECT id, status FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? "

@@ -10,6 +10,7 @@ labels. Chips with no car are kept at a small rate as negatives.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 from shapely.geometry import shape
 
 from railwatch.classes import CLASS_NAMES, CLASSES
-from railwatch.detect.chipplan import axis_starts
+from railwatch.detect.chipplan import CAR_OVERLAP_M, axis_starts
 from railwatch.errors import RailwatchError
 from railwatch.imagery.grid import GridWindow, SiteGrid
 from railwatch.imagery.scene import footprint_lonlat, open_scene, read_tiles
@@ -125,7 +126,7 @@ def export_from_labels(
         world = np.array([np.asarray(polys[j].minimum_rotated_rectangle.exterior.coords)[:4]
                           for j in here]).reshape(-1, 4, 2)
         klass = np.array([cars[j].class_id for j in here], dtype=np.int64)
-        overlap = min(chip - 1, int(np.ceil(24.0 / gsd)))
+        overlap = min(chip - 1, math.ceil(CAR_OVERLAP_M / gsd))
         windows = [
             GridWindow(PixelWindow(r, c, min(chip, grid.rows - r), min(chip, grid.cols - c)),
                        PixelWindow(0, 0, min(chip, grid.rows - r), min(chip, grid.cols - c)))
