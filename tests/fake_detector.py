@@ -4,7 +4,7 @@ back-end that finds bright blobs in the chips' pixels (detector, benchmarks); ne
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import shapely
@@ -39,11 +39,26 @@ def boxes(cars: Sequence[Car], crs: CRS, scene: str = "") -> Detections:
     )
 
 
+class ScenePass:
+    """A detection pass that notes the scene of the tiles it is given and, for its result,
+    asks ``find(scene, region)``."""
+
+    def __init__(self, find: Callable[[str, BaseGeometry], Detections], region: BaseGeometry) -> None:
+        self.find = find
+        self.region = region
+        self.scene = ""
+
+    def add(self, tile: object) -> None:
+        self.scene = getattr(tile, "scene", self.scene)
+
+    def result(self) -> Detections:
+        return self.find(self.scene, self.region)
+
+
 class FakeDetector:
     """Returns the cars listed for the scene (by file name), else ``default``, inside ``region``.
 
-    Consumes the tiles (as a real detector does, so that coverage is measured) and can sleep per
-    scene to let tests interrupt a batch.
+    Can sleep per scene to let tests interrupt a batch.
     """
 
     def __init__(
@@ -69,10 +84,10 @@ class FakeDetector:
     def model_sha256(self) -> str:
         return self._sha
 
-    def detect(self, tiles: Iterable[object], region: BaseGeometry) -> Detections:
-        scene = ""
-        for tile in tiles:
-            scene = getattr(tile, "scene", scene)
+    def start(self, region: BaseGeometry) -> ScenePass:
+        return ScenePass(self.find, region)
+
+    def find(self, scene: str, region: BaseGeometry) -> Detections:
         self.calls.append(scene)
         if self.sleep_s:
             time.sleep(self.sleep_s)

@@ -30,6 +30,7 @@ __all__ = [
     "Chip",
     "ChipLayout",
     "axis_starts",
+    "chip_layout",
     "count_chips",
     "plan_chips",
     "plan_region_windows",
@@ -75,6 +76,12 @@ class ChipLayout:
     def pad(self) -> int:
         """Half a car: how far past the region a car centred in it can reach."""
         return math.ceil(self.overlap / 2)
+
+
+def chip_layout(chip: int, gsd: float, overlap_m: float = CAR_OVERLAP_M) -> ChipLayout:
+    """Chips of ``chip`` pixels at ``gsd`` metres per pixel, overlapping by ``overlap_m`` metres
+    (at most ``chip - 1`` pixels)."""
+    return ChipLayout(chip, min(chip - 1, math.ceil(overlap_m / gsd)))
 
 
 def axis_starts(length: int, size: int, min_overlap: int) -> list[int]:

@@ -10,7 +10,6 @@ on rotated overlap, and kept when centred in the counting region: each car is re
 from __future__ import annotations
 
 import enum
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from rasterio.crs import CRS
 from shapely.geometry.base import BaseGeometry
 
 from railwatch.classes import CLASSES
-from railwatch.detect.chipplan import CAR_OVERLAP_M, Chip, ChipLayout, plan_chips
+from railwatch.detect.chipplan import CAR_OVERLAP_M, Chip, ChipLayout, chip_layout, plan_chips
 from railwatch.detect.detections import Detections
 from railwatch.detect.manifest import NAMER_FILE, ModelFile, ModelManifest, default_model_dir
 from railwatch.detect.namer import Namer
@@ -31,7 +30,7 @@ from railwatch.detect.obb import merge_oriented, rotated_nms, xywhr_to_corners
 from railwatch.errors import ModelError, RailwatchError
 from railwatch.imagery.tile import Tile
 
-__all__ = ["Detector", "DetectorSettings", "Runtime", "load_detector"]
+__all__ = ["DetectionPass", "Detector", "DetectorSettings", "Runtime", "load_detector"]
 
 #: Pad colour for chips that reach past a tile's edge (ultralytics' letterbox grey).
 PAD_VALUE = 114
@@ -178,40 +177,18 @@ class Detector:
     @property
     def chip_layout(self) -> ChipLayout:
         """How this model's chips are laid on the grid (chip size, overlap of a car + margin)."""
-        size = self.manifest.chip
-        return ChipLayout(size, min(size - 1, math.ceil(self.settings.overlap_m / self.gsd)))
+        return chip_layout(self.manifest.chip, self.gsd, self.settings.overlap_m)
+
+    def start(self, region: BaseGeometry) -> DetectionPass:
+        """Begin a pass over one scene's tiles for cars centred in ``region`` (the tiles' CRS)."""
+        return DetectionPass(self, region)
 
     def detect(self, tiles: Iterable[Tile], region: BaseGeometry) -> Detections:
-        """Cars whose centre lies in ``region`` (the tiles' CRS) on a valid pixel, each reported once.
-
-        The tiles are windows of one grid whose cores do not overlap (as
-        :func:`~railwatch.detect.chipplan.plan_region_windows` or :func:`~railwatch.imagery.grid.plan_windows`
-        make them). Chips are planned in each tile and run through the model in batches across
-        tiles. A box reaching a chip edge beyond which there is more to see (an inner chip edge, or
-        a tile edge past the tile's core) is a cut car and dropped: chips overlap by more than a
-        car, so another chip holds it whole. A box is kept when its centre lies in its tile's core
-        (give or take ``CORE_SLACK`` pixels) on a valid pixel; the boxes of all tiles are then
-        merged on rotated overlap, so a car seen whole by two chips is reported once.
-        """
-        region = shapely.normalize(region)
-        shapely.prepare(region)
-        found: list[_Boxes] = []
-        pending: list[tuple[Tile, Chip]] = []
-        crs = None
+        """All of a pass at once: every tile added, then the result (see :class:`DetectionPass`)."""
+        detection = self.start(region)
         for tile in tiles:
-            crs = tile.crs
-            overlap = min(self.manifest.chip - 1, math.ceil(self.settings.overlap_m / tile.gsd))
-            # all touched: a car centred in the region is never left out by rasterisation
-            wanted = tile.mask(region, all_touched=True) & tile.valid
-            for chip in plan_chips(wanted, self.manifest.chip, overlap):
-                pending.append((tile, chip))
-                if len(pending) == self.settings.batch:
-                    found.extend(self._run(pending))
-                    pending = []
-        if crs is None:
-            raise RailwatchError("no tile to detect in: the scene does not reach the counting areas")
-        found.extend(self._run(pending))
-        return _merged(found, region, self.settings.iou, crs)
+            detection.add(tile)
+        return detection.result()
 
     def _run(self, batch: list[tuple[Tile, Chip]]) -> list[_Boxes]:
         """One batch of chips through the model: the whole boxes centred in each tile's core."""
@@ -243,6 +220,57 @@ class Detector:
                 class_id, naming = named.class_id[car], named.class_confidence[car]
             out.append(_Boxes(tile.pixels_to_map(own), confidence, class_id, tile.scene, naming))
         return out
+
+
+class DetectionPass:
+    """Cars whose centre lies in ``region`` on a valid pixel, each reported once, found in the
+    tiles of one scene: :meth:`add` each tile, then take :meth:`result` once.
+
+    The tiles are windows of one grid whose cores do not overlap (as
+    :func:`~railwatch.detect.chipplan.plan_region_windows` or :func:`~railwatch.imagery.grid.plan_windows`
+    make them). Chips are planned in each tile and run through the model in batches across
+    tiles (a tile's chips may wait for the next tile to fill a batch). A box reaching a chip edge
+    beyond which there is more to see (an inner chip edge, or a tile edge past the tile's core) is
+    a cut car and dropped: chips overlap by more than a car, so another chip holds it whole. A box
+    is kept when its centre lies in its tile's core (give or take ``CORE_SLACK`` pixels) on a
+    valid pixel; the boxes of all tiles are then merged on rotated overlap, so a car seen whole by
+    two chips is reported once.
+    """
+
+    def __init__(self, detector: Detector, region: BaseGeometry) -> None:
+        self._detector = detector
+        self._region = shapely.normalize(region)
+        shapely.prepare(self._region)
+        self._found: list[_Boxes] = []
+        self._pending: list[tuple[Tile, Chip]] = []
+        self._crs: CRS | None = None
+        self._done = False
+
+    def add(self, tile: Tile) -> None:
+        """Plan the tile's chips and run every full batch."""
+        if self._done:
+            raise RuntimeError("this detection pass has given its result; start a new one")
+        d = self._detector
+        self._crs = tile.crs
+        layout = chip_layout(d.manifest.chip, tile.gsd, d.settings.overlap_m)
+        # all touched: a car centred in the region is never left out by rasterisation
+        wanted = tile.mask(self._region, all_touched=True) & tile.valid
+        for chip in plan_chips(wanted, layout.size, layout.overlap):
+            self._pending.append((tile, chip))
+            if len(self._pending) == d.settings.batch:
+                self._found.extend(d._run(self._pending))
+                self._pending = []
+
+    def result(self) -> Detections:
+        """The merged detections of every tile added (the last, partial batch is run now)."""
+        if self._done:
+            raise RuntimeError("this detection pass has given its result already")
+        if self._crs is None:
+            raise RailwatchError("no tile to detect in: the scene does not reach the counting areas")
+        self._done = True
+        self._found.extend(self._detector._run(self._pending))
+        self._pending = []
+        return _merged(self._found, self._region, self._detector.settings.iou, self._crs)
 
 
 @dataclass(frozen=True, slots=True)

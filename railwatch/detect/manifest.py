@@ -42,7 +42,6 @@ __all__ = [
     "ClassMetrics",
     "ModelFile",
     "ModelManifest",
-    "default_gsd",
     "default_model_dir",
     "sha256_file",
 ]
@@ -219,11 +218,3 @@ def default_model_dir() -> Path:
     if override:
         return Path(override).expanduser()
     return Path(str(resources.files("railwatch") / "models"))
-
-
-def default_gsd() -> float:
-    """The shipped model's working ground sample distance, or 0.5 m if none is shipped."""
-    manifest = default_model_dir() / "manifest.json"
-    if manifest.is_file():
-        return float(json.loads(manifest.read_text())["gsd"])
-    return DEFAULT_GSD

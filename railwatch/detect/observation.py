@@ -1,35 +1,57 @@
 """One scene observed: its detections per zone and how much of each zone it saw.
 
-``observe_scene`` is the per-scene pipeline: a chip plan over the counting areas (made once
-for the whole region, :func:`~railwatch.detect.chipplan.plan_region_windows`) → windows read as tiles
-→ detector → detections with zones, plus the coverage of each zone.
+``observe_scene`` is the per-scene pipeline, in this order: a plan of the windows to read over
+the counting areas (:func:`plan_scene`, made once for the whole region with
+:func:`~railwatch.detect.chipplan.plan_region_windows`); then, tile by tile, each window read as
+observed pixels (:func:`~railwatch.imagery.coverage.observed_tiles`), its valid pixels per zone
+added to the coverage, and the tile handed to the detector's pass; then the detections with
+zones. :func:`measure_coverage` reads the same plan the same way without a detector
+(``railwatch inspect``), so both report the same coverage.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.detect.chipplan import CAR_OVERLAP_M, ChipLayout, plan_region_windows
+from railwatch.detect.chipplan import ChipLayout, chip_layout, plan_region_windows
 from railwatch.detect.detections import Detections
-from railwatch.imagery.clouds import cloud_mask
-from railwatch.imagery.coverage import coverage, valid_area_pixels
-from railwatch.imagery.grid import SiteGrid
-from railwatch.imagery.scene import Scene, footprint_lonlat, open_scene, read_tiles
+from railwatch.imagery.coverage import coverage, observed_tiles, valid_area_pixels
+from railwatch.imagery.grid import GridWindow, SiteGrid
+from railwatch.imagery.scene import Scene, footprint_lonlat, open_scene
 from railwatch.imagery.tile import Tile
-from railwatch.site import Site, load_site, site_for_footprint
+from railwatch.site import CountingArea, Site, load_site, site_for_footprint
 
-__all__ = ["DetectorLike", "LaysChips", "Observation", "observe_file", "observe_scene"]
+__all__ = [
+    "DetectionPassLike",
+    "DetectorLike",
+    "LaysChips",
+    "Observation",
+    "ScenePlan",
+    "layout_of",
+    "measure_coverage",
+    "observe_file",
+    "observe_scene",
+    "plan_scene",
+]
 
 #: Read windows for a detector that does not say how it lays chips: square, this many pixels,
 #: overlapping by CAR_OVERLAP_M.
 FALLBACK_CHIP_PX = 1024
+
+
+class DetectionPassLike(Protocol):
+    """A detector's pass over one scene: tiles go in one at a time, the detections come out once."""
+
+    def add(self, tile: Tile) -> None: ...
+
+    def result(self) -> Detections:
+        """Detections (site CRS) of cars centred in the pass's region, merged across chips."""
+        ...
 
 
 class DetectorLike(Protocol):
@@ -41,8 +63,8 @@ class DetectorLike(Protocol):
     @property
     def model_sha256(self) -> str: ...
 
-    def detect(self, tiles: Iterable[Tile], region: BaseGeometry) -> Detections:
-        """Detections (site CRS) of cars whose centre lies in ``region``, merged across chips."""
+    def start(self, region: BaseGeometry) -> DetectionPassLike:
+        """A pass over one scene's tiles for cars whose centre lies in ``region``."""
         ...
 
 
@@ -54,10 +76,30 @@ class LaysChips(Protocol):
     def chip_layout(self) -> ChipLayout: ...
 
 
-def _layout(detector: DetectorLike) -> ChipLayout:
+def layout_of(detector: DetectorLike) -> ChipLayout:
+    """How the detector lays its chips (a fallback layout for one that does not say)."""
     if isinstance(detector, LaysChips):
         return detector.chip_layout
-    return ChipLayout(FALLBACK_CHIP_PX, math.ceil(CAR_OVERLAP_M / detector.gsd))
+    return chip_layout(FALLBACK_CHIP_PX, detector.gsd)
+
+
+@dataclass(frozen=True, slots=True)
+class ScenePlan:
+    """What to read of one scene: the site ``grid``, the counting ``region`` within the scene's
+    footprint, the site's ``zones`` and the ``windows`` to read (none: no counting area seen)."""
+
+    grid: SiteGrid
+    region: BaseGeometry
+    zones: tuple[CountingArea, ...]
+    windows: tuple[GridWindow, ...]
+
+
+def plan_scene(scene: Scene, site: Site, gsd: float, layout: ChipLayout) -> ScenePlan:
+    """The windows of the site grid at ``gsd`` to read so that ``layout``'s chips cover every
+    car centred in the scene's part of the counting areas."""
+    grid = SiteGrid.covering(site.aoi_local, site.crs, gsd)
+    region = site.counting_region().intersection(scene.footprint)
+    return ScenePlan(grid, region, site.zone_areas(), plan_region_windows(grid, region, layout))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +116,14 @@ class Observation:
             raise ValueError(f"coverage must be fractions, got {self.coverage}")
 
 
+def measure_coverage(scene: Scene, plan: ScenePlan, mask_clouds: bool = True) -> dict[str, float]:
+    """Each zone's coverage by the scene, read as :func:`observe_scene` reads it."""
+    pixels = np.zeros(len(plan.zones), dtype=np.int64)
+    for tile in observed_tiles(scene, plan.grid, plan.windows, mask_clouds):
+        pixels += valid_area_pixels(tile, plan.zones)
+    return coverage(pixels, plan.zones, plan.grid.gsd)
+
+
 def observe_scene(
     scene: Scene,
     site: Site,
@@ -85,24 +135,17 @@ def observe_scene(
     Pixels under cloud (see :mod:`railwatch.imagery.clouds`) are not valid: they lower the coverage and
     no detection is reported on them.
     """
-    grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
-    region = site.counting_region().intersection(scene.footprint)
-    zones = site.zone_areas()
-    windows = plan_region_windows(grid, region, _layout(detector))
-    valid_counts: list[np.ndarray] = []
-
-    def tiles() -> Iterator[Tile]:
-        for tile in read_tiles(scene, grid, windows):
-            if mask_clouds:
-                tile = replace(tile, valid=tile.valid & ~cloud_mask(tile.array, tile.gsd))
-            valid_counts.append(valid_area_pixels(tile, zones))
-            yield tile
-
-    if not windows:  # the scene overlaps the AOI but no counting area: nothing observed
+    plan = plan_scene(scene, site, detector.gsd, layout_of(detector))
+    zones = plan.zones
+    if not plan.windows:  # the scene overlaps the AOI but no counting area: nothing observed
         return Observation(scene, Detections.empty(site.crs), {z.name: 0.0 for z in zones},
                            detector.model_sha256)
-    found = detector.detect(tiles(), region)
-    found = found.with_zones([z.name for z in zones], [z.geometry for z in zones])
+    pixels = np.zeros(len(zones), dtype=np.int64)
+    detection = detector.start(plan.region)
+    for tile in observed_tiles(scene, plan.grid, plan.windows, mask_clouds):
+        pixels += valid_area_pixels(tile, zones)  # the tile's own pixels, each counted once
+        detection.add(tile)
+    found = detection.result().with_zones([z.name for z in zones], [z.geometry for z in zones])
     found = Detections(
         found.corners, found.class_id, found.confidence, found.zone,
         np.full(len(found), scene.name, dtype=object), found.crs,
@@ -110,7 +153,7 @@ def observe_scene(
     return Observation(
         scene=scene,
         detections=found,
-        coverage=coverage(valid_counts, zones, grid.gsd),
+        coverage=coverage(pixels, zones, plan.grid.gsd),
         model_sha256=detector.model_sha256,
     )
 
