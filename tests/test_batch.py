@@ -254,7 +254,7 @@ def test_count_cli_writes_every_output_and_exits_0_with_rejections(world, fake_c
                                     "mean", "arrivals", "estimate", "low", "high", "coverage"]
     rejected = pd.read_csv(out / "rejected.csv")
     assert rejected["scene"].tolist() == ["broken_20231003.tif"]
-    assert "SIMULATED" in (out / "report.md").read_text()
+    assert "simulat" not in (out / "report.md").read_text().lower()  # real imagery: no banner
     # The outputs can be rebuilt from the store alone, without the imagery.
     shutil.rmtree(images)
     again = tmp / "again"
@@ -263,6 +263,50 @@ def test_count_cli_writes_every_output_and_exits_0_with_rejections(world, fake_c
     assert result.exit_code == 0, result.output + result.stderr
     pd.testing.assert_frame_equal(pd.read_csv(again / "frames.csv"), frames)
     pd.testing.assert_frame_equal(pd.read_csv(again / "weekly.csv"), weekly)
+
+
+def test_the_report_names_the_simulated_scenes_read_from_their_stac_sidecars(world, fake_cli):
+    tmp, site_path, _, images, scenes = world
+    for path in scenes[:2]:  # the simulator's mark; the folder name says nothing
+        path.with_suffix(".json").write_text(json.dumps(
+            {"type": "Feature", "properties": {"railwatch:simulated": True}}))
+    scenes[2].with_suffix(".json").write_text(json.dumps(
+        {"type": "Feature", "properties": {"railwatch:simulated": False}}))
+    out = tmp / "out"
+    result = CliRunner().invoke(main, ["count", str(images), "--site", str(site_path),
+                                       "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output + result.stderr
+    report = (out / "report.md").read_text()
+    assert "**Simulated imagery.** 2 of the 4 scene(s) counted here are **SIMULATED**" in report
+    with Store(out / "railwatch.sqlite") as store:
+        run = store.latest_run()
+        flags = {r.name: r.simulated for r in store.scenes(run.model_sha256, run.site)}
+    assert flags == {p.name: i < 2 for i, p in enumerate(scenes)}
+    # Rebuilt from the store alone, the report still knows.
+    again = tmp / "again"
+    CliRunner().invoke(main, ["series", "--db", str(out / "railwatch.sqlite"), "--out", str(again)])
+    assert "2 of the 4 scene(s) counted here are **SIMULATED**" in (again / "report.md").read_text()
+
+
+def test_a_store_of_schema_1_is_migrated_and_its_scenes_origin_is_unknown(world, fake_cli):
+    tmp, site_path, _, images, _ = world
+    out = tmp / "out"
+    args = ["count", str(images), "--site", str(site_path), "--out", str(out), "--no-progress"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    db = sqlite3.connect(out / "railwatch.sqlite")  # back to what schema 1 held
+    db.execute("ALTER TABLE scenes DROP COLUMN simulated")
+    db.execute("ALTER TABLE detections DROP COLUMN class_confidence")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    result = CliRunner().invoke(main, ["series", "--db", str(out / "railwatch.sqlite"),
+                                       "--out", str(tmp / "again")])
+    assert result.exit_code == 0, result.output + result.stderr
+    with Store(out / "railwatch.sqlite") as store:  # migrated through schema 2 to 3
+        assert store.table_counts()["detections"] == 4 * 6
+    report = (tmp / "again" / "report.md").read_text()
+    assert "4 of the 4 scene(s) were counted before the store recorded whether imagery is " \
+           "simulated" in report and "Simulated imagery" not in report
 
 
 def test_count_cli_exits_1_when_no_scene_is_usable(world, fake_cli):

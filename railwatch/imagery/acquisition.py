@@ -21,6 +21,7 @@ __all__ = [
     "from_stac_sidecar",
     "from_tags",
     "parse_datetime",
+    "stac_sidecar_properties",
 ]
 
 
@@ -112,16 +113,23 @@ def parse_datetime(text: str) -> datetime | None:
     return dt.replace(tzinfo=timezone(timedelta(minutes=offset))).astimezone(UTC)
 
 
-def from_stac_sidecar(image: Path) -> Acquisition | None:
-    """``properties.datetime`` (or ``start_datetime``) of a STAC item ``<stem>.json`` beside the image."""
+def stac_sidecar_properties(image: Path) -> dict[str, object]:
+    """``properties`` of the STAC item ``<stem>.json`` beside the image; empty when there is no
+    readable one."""
     sidecar = image.with_suffix(".json")
     if not sidecar.is_file():
-        return None
+        return {}
     try:
-        item = json.loads(sidecar.read_text(encoding="utf-8"))
-        props = item.get("properties") or {}
+        props = json.loads(sidecar.read_text(encoding="utf-8")).get("properties")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return None
+        return {}
+    return dict(props) if isinstance(props, dict) else {}
+
+
+def from_stac_sidecar(image: Path) -> Acquisition | None:
+    """``properties.datetime`` (or ``start_datetime``) of a STAC item ``<stem>.json`` beside the image."""
+    props = stac_sidecar_properties(image)
+    sidecar = image.with_suffix(".json")
     for key in ("datetime", "start_datetime"):
         value = props.get(key)
         if isinstance(value, str) and (dt := parse_datetime(value)) is not None:

@@ -38,6 +38,7 @@ from railwatch.imagery.tile import Tile, pixels_to_map
 
 __all__ = [
     "MAX_GSD_M",
+    "SIMULATED_PROPERTY",
     "BandLayout",
     "Scene",
     "Stretch",
@@ -45,6 +46,9 @@ __all__ = [
     "open_scene",
     "read_tiles",
 ]
+
+#: The STAC property by which railwatch's simulator marks its scenes (true: not real imagery).
+SIMULATED_PROPERTY = "railwatch:simulated"
 
 #: Coarsest ground sample distance accepted: a 3.2 m wide car is ~3 px at 1 m.
 MAX_GSD_M = 1.0
@@ -112,6 +116,8 @@ class Scene:
     footprint: Polygon
     dtype: str
     nodata: float | None
+    #: Rendered by railwatch's simulator, as its STAC sidecar says (``railwatch:simulated``).
+    simulated: bool = False
 
     @property
     def name(self) -> str:
@@ -170,6 +176,7 @@ def open_scene(
             footprint=footprint,
             dtype=src.dtypes[0],
             nodata=src.nodata,
+            simulated=acquisition.stac_sidecar_properties(path).get(SIMULATED_PROPERTY) is True,
         )
 
 

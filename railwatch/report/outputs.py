@@ -319,17 +319,12 @@ def _markdown(
     s: ReportSettings,
 ) -> str:
     counted = [r for r in inputs.records if r.status == "counted"]
-    sample = [r for r in counted if "sample_tiles" in Path(r.path).parts]
     m = inputs.model
     metrics = ", ".join(f"{c} p={v.precision:.2f} r={v.recall:.2f}" for c, v in m.metrics.items())
     unmeasured = all(v.precision == 1.0 and v.recall == 1.0 for v in m.metrics.values())
     parts = [
         f"# railwatch report: {inputs.site.name}\n",
-        "> **Simulated imagery.** The sample scenes shipped with railwatch (`sample_tiles/`) are "
-        "**SIMULATED**: rendered by railwatch's scene simulator, not satellite images. Numbers "
-        "computed from them describe a simulation, not real traffic at the crossing."
-        + (f" {len(sample)} of the {len(counted)} scenes here come from `sample_tiles/`."
-           if sample else "") + "\n",
+        *_provenance_notes(counted),
         f"Generated {_iso(datetime.now(UTC))}. Model `{m.name}` (sha256 `{m.sha256}`); measured "
         f"accuracy: {metrics}."
         + (" No accuracy was measured for this model: intervals carry no detector error." if
@@ -357,9 +352,35 @@ def _markdown(
     weekly = _weekly_csv(tables.weekly)
     busy = weekly[(weekly["peak"].fillna(0) > 0) | (weekly["estimate"].fillna(0) > 0)]
     parts += ["## Weekly series (zones and classes with cars)\n", _md_table(busy)]
-    parts += ["## Scenes\n", _md_table(pd.DataFrame.from_records(
+    scenes = pd.DataFrame.from_records(
         [{"scene": r.name, "acquired": _iso(r.acquired) if r.acquired else "", "crs": r.crs,
-          "gsd_m": round(r.gsd or math.nan, 3), "sha256": r.content_sha256[:16]} for r in counted],
-        columns=["scene", "acquired", "crs", "gsd_m", "sha256"],
-    ))]
+          "gsd_m": round(r.gsd or math.nan, 3), "sha256": r.content_sha256[:16],
+          "simulated": {True: "yes", False: "no", None: "unknown"}[r.simulated]} for r in counted],
+        columns=["scene", "acquired", "crs", "gsd_m", "sha256", "simulated"],
+    )
+    if all(r.simulated is False for r in counted):  # real imagery: no word of simulation
+        scenes = scenes.drop(columns="simulated")
+    parts += ["## Scenes\n", _md_table(scenes)]
     return "\n".join(parts)
+
+
+def _provenance_notes(counted: Sequence[SceneRecord]) -> list[str]:
+    """The simulated-imagery banner, only where counted scenes are simulated (their STAC sidecar
+    says so, as recorded in the store), and a note on scenes whose origin was not recorded."""
+    simulated = sum(r.simulated is True for r in counted)
+    unknown = sum(r.simulated is None for r in counted)
+    notes = []
+    if simulated:
+        which = "All" if simulated == len(counted) else f"{simulated} of the"
+        notes.append(
+            f"> **Simulated imagery.** {which} {len(counted)} scene(s) counted here are "
+            "**SIMULATED** (their STAC sidecar says `railwatch:simulated: true`): rendered by "
+            "railwatch's scene simulator, not satellite images. Numbers computed from them "
+            "describe a simulation, not real traffic at the crossing.\n"
+        )
+    if unknown:
+        notes.append(
+            f"> {unknown} of the {len(counted)} scene(s) were counted before the store recorded "
+            "whether imagery is simulated; recount them (`railwatch count --force`) to know.\n"
+        )
+    return notes

@@ -19,6 +19,7 @@ import rasterio
 import rasterio.shutil
 from shapely.geometry import mapping
 
+from railwatch.imagery.scene import SIMULATED_PROPERTY
 from railwatch.simulate.scenario import Scenario, load_scenario
 from railwatch.simulate.scene import (
     RenderedScene,
@@ -106,7 +107,7 @@ def write_stac(path: Path, scene: RenderedScene, world: SiteWorld, image_name: s
             "view:azimuth": spec.view_azimuth_deg,
             "proj:epsg": world.site.crs.to_epsg(),
             "eo:cloud_cover": round(100.0 * float(cloudy.mean()) if cloudy.size else 0.0, 2),
-            "railwatch:simulated": True,
+            SIMULATED_PROPERTY: True,
             "railwatch:geolocation_shift_m": [spec.shift_m[0], spec.shift_m[1]],
             "railwatch:season": str(spec.season),
             "railwatch:haze": spec.haze,

@@ -9,7 +9,8 @@ Tables:
   summary. A run killed mid-way keeps ``finished`` empty; its committed scenes stay.
 - ``scenes``: keyed by (content sha256, model sha256, site): a renamed or moved file is the
   same scene. Path, name, acquisition time (UTC), CRS, native ground sample distance, footprint
-  (WKT, site CRS), status ``counted`` or ``rejected`` and the reason.
+  (WKT, site CRS), whether it is simulated (its STAC sidecar's ``railwatch:simulated``; NULL for
+  scenes counted before schema 3), status ``counted`` or ``rejected`` and the reason.
 - ``detections``: every detected car of a counted scene: class, confidence, zone, corners (site CRS).
 - ``counts``: per counted scene, zone and class: detector count and the zone's coverage.
 
@@ -62,7 +63,14 @@ __all__ = [
 #: File name of the store inside the output folder when ``--db`` is not given.
 DEFAULT_STORE_NAME = "railwatch.sqlite"
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+
+#: How to bring an older store up to date, one version at a time: version -> (the next
+#: version, its statements). Columns added this way are NULL (unknown) in the old rows.
+_MIGRATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "1": ("2", ("ALTER TABLE detections ADD COLUMN class_confidence REAL",)),  # the namer's
+    "2": ("3", ("ALTER TABLE scenes ADD COLUMN simulated INTEGER",)),  # simulated imagery
+}
 
 SceneStatus = Literal["counted", "rejected"]
 
@@ -86,6 +94,7 @@ CREATE TABLE IF NOT EXISTS scenes (
     content_sha256 TEXT NOT NULL, model_sha256 TEXT NOT NULL, site TEXT NOT NULL,
     name TEXT NOT NULL, path TEXT NOT NULL,
     acquired TEXT, crs TEXT, gsd REAL, footprint_wkt TEXT,
+    simulated INTEGER,
     status TEXT NOT NULL CHECK (status IN ('counted', 'rejected')),
     reason TEXT, message TEXT,
     run_id INTEGER REFERENCES runs(id), recorded TEXT NOT NULL,
@@ -175,6 +184,8 @@ class SceneRecord:
     crs: str | None
     gsd: float | None
     footprint_wkt: str | None
+    #: Rendered by railwatch's simulator; ``None``: counted before the store recorded it.
+    simulated: bool | None
     status: SceneStatus
     reason: str | None
     message: str | None
@@ -290,8 +301,12 @@ class Store:
                 row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 if row is None:
                     db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                elif row[0] == "1":  # schema 1 lacked the namer's class confidence: add it, empty
-                    db.execute("ALTER TABLE detections ADD COLUMN class_confidence REAL")
+                elif row[0] in _MIGRATIONS:
+                    version = row[0]
+                    while version in _MIGRATIONS:
+                        version, statements = _MIGRATIONS[version]
+                        for statement in statements:
+                            db.execute(statement)
                     db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
                 elif row[0] != SCHEMA_VERSION:
                     raise StoreError(
@@ -405,11 +420,12 @@ class Store:
                        "AND model_sha256 = ?", (str(scene.path.resolve()), site.name, key[1]))
             cur = db.execute(
                 "INSERT INTO scenes (content_sha256, model_sha256, site, name, path, acquired, "
-                "crs, gsd, footprint_wkt, status, run_id, recorded) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'counted', ?, ?)",
+                "crs, gsd, footprint_wkt, simulated, status, run_id, recorded) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'counted', ?, ?)",
                 (*key, scene.name, str(scene.path.resolve()),
                  scene.acquisition.time.astimezone(UTC).isoformat(), scene.crs.to_string(),
-                 float(scene.native_gsd), scene.footprint.wkt, run_id, _now()),
+                 float(scene.native_gsd), scene.footprint.wkt, int(scene.simulated), run_id,
+                 _now()),
             )
             scene_id = int(cur.lastrowid or 0)
             db.executemany(
@@ -554,7 +570,8 @@ class Store:
 
 
 _SCENE_COLUMNS = (
-    "id, content_sha256, name, path, acquired, crs, gsd, footprint_wkt, status, reason, message"
+    "id, content_sha256, name, path, acquired, crs, gsd, footprint_wkt, status, reason, message, "
+    "simulated"
 )
 
 
@@ -575,6 +592,7 @@ def _scene_record(row: Sequence[object]) -> SceneRecord:
         status="counted" if status == "counted" else "rejected",
         reason=_str_or_none(row[9]),
         message=_str_or_none(row[10]),
+        simulated=None if row[11] is None else bool(row[11]),
     )
 
 
