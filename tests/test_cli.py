@@ -77,9 +77,9 @@ def test_train_resume_keeps_the_command_that_started_the_run(tmp_path, monkeypat
     started = runner.invoke(main, args)
     assert started.exit_code == 0, started.output
     # fit() writes the settings file; the fake did not, so write what it would have.
-    from dataclasses import asdict
-
-    (out / fit_module.SETTINGS_FILE).write_text(json.dumps(asdict(calls[0][0])))
+    recorded = calls[0][0].recorded()
+    assert recorded["datasets"] == ["../data"] and "out" not in recorded  # no absolute path
+    (out / fit_module.SETTINGS_FILE).write_text(json.dumps(recorded))
     args = ["train", "--out", str(out), "--resume"]
     monkeypatch.setattr(sys, "argv", ["railwatch", *args])
     resumed = runner.invoke(main, args)

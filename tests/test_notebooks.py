@@ -86,6 +86,9 @@ def test_retrain_detector(notebook_out, monkeypatch):
     assert "retrained" in out and "shipped" in out and "covered_car" in out
     # It fine-tuned the shipped weights, gently: no warm-up, a small AdamW rate.
     manifest = json.loads((model / "manifest.json").read_text())
-    assert Path(manifest["training"]["settings"]["base"]) == default_model_dir()
+    recorded = manifest["training"]["settings"]
+    assert (model / recorded["base"]).resolve() == default_model_dir().resolve()
+    assert not Path(recorded["base"]).is_absolute() and "out" not in recorded
+    assert all(not Path(d).is_absolute() for d in recorded["datasets"])
     args = yaml.safe_load((model / "run" / "args.yaml").read_text())
     assert (args["optimizer"], args["lr0"], args["warmup_epochs"]) == ("AdamW", 1e-4, 0.0)

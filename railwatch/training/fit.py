@@ -9,6 +9,7 @@ ignores it), whose ``weights/last.pt`` a resumed run continues from.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import time
@@ -80,20 +81,41 @@ class TrainSettings:
         if self.epochs < 1 or self.imgsz < 32 or self.batch < 1:
             raise ValueError("epochs, imgsz and batch must be positive (imgsz >= 32)")
 
+    def recorded(self) -> dict[str, Any]:
+        """The settings as a model folder records them (manifest, ``train_settings.json``): paths
+        relative to the model folder ``out``, which is not recorded itself (it is where the
+        record lies), so that no directory of the training machine is written down."""
+        folder = Path(self.out).resolve()
+        doc = asdict(self)
+        del doc["out"]
+        doc["datasets"] = [_relative_to(d, folder) for d in self.datasets]
+        if Path(self.base).exists():  # a model folder or weights file, not an architecture name
+            doc["base"] = _relative_to(self.base, folder)
+        return doc
+
     @classmethod
     def load(cls, out: Path) -> TrainSettings:
         """The settings a run in ``out`` was started with (its ``train_settings.json``)."""
         path = out / SETTINGS_FILE
+        folder = out.resolve()
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
             known = {f.name for f in fields(cls)}
             given: dict[str, Any] = {k: v for k, v in saved.items() if k in known}
-            given["datasets"] = tuple(str(d) for d in given.get("datasets", ()))
+            given["datasets"] = tuple(os.path.normpath(folder / d) for d in given.get("datasets", ()))
+            given["out"] = str(folder)
+            if "base" in given and (folder / given["base"]).exists():
+                given["base"] = os.path.normpath(folder / given["base"])
             return cls(**given)
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise RailwatchError(
                 f"{path}: not the settings of a training run ({exc}); start a new run without --resume"
             ) from exc
+
+
+def _relative_to(path: str | Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` (with ``..`` where it lies outside), POSIX style."""
+    return Path(os.path.relpath(Path(path).resolve(), folder)).as_posix()
 
 
 def combined_data_yaml(datasets: Sequence[Path], out: Path) -> Path:
@@ -154,7 +176,7 @@ def fit(
         model = ultralytics.YOLO(str(last))
     else:
         out.mkdir(parents=True, exist_ok=True)
-        (out / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2))
+        (out / SETTINGS_FILE).write_text(json.dumps(settings.recorded(), indent=2))
         base = Path(settings.base)
         fine_tune = (base / "manifest.json").is_file() or base.suffix == ".pt"
         if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
@@ -276,7 +298,7 @@ def package_model(
         },
         "training": {
             "command": command or "railwatch.training.fit.train_model (Python API; settings below)",
-            "settings": asdict(settings),
+            "settings": settings.recorded(),
             "railwatch": __version__,
             "ultralytics": ultralytics.__version__,
             "python": platform.python_version(),

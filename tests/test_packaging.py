@@ -1,0 +1,77 @@
+"""The wheel built from the repository ships the model, and an installed copy finds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_FILES = ("manifest.json", "railcar-obb.onnx", "railcar-obb.pt")
+
+
+def _strings(doc: object) -> list[str]:
+    if isinstance(doc, dict):
+        return [s for v in doc.values() for s in _strings(v)]
+    if isinstance(doc, list):
+        return [s for v in doc for s in _strings(v)]
+    return [doc] if isinstance(doc, str) else []
+
+
+def test_the_shipped_manifest_holds_no_absolute_path():
+    doc = json.loads((ROOT / "railwatch" / "models" / "manifest.json").read_text())
+    absolute = [s for s in _strings(doc) if s.startswith(("/", "~")) or s[1:3] in (":\\", ":/")]
+    assert not absolute
+    assert doc["training"]["settings"]["datasets"] == ["data-sim"]
+    assert "out" not in doc["training"]["settings"]
+
+
+def test_the_wheel_ships_the_model_and_an_installed_copy_finds_it(tmp_path):
+    # Build from a copy, so that the checkout gets no build/ or egg-info.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "railwatch", src / "railwatch",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-q", "-w", str(wheels), str(src)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = wheels.glob("railwatch-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        assert {f"railwatch/models/{f}" for f in MODEL_FILES} <= names
+        assert "railwatch/sites/tumangang_khasan.geojson" in names
+        zf.extractall(tmp_path / "installed")
+    # A fresh interpreter with the unpacked wheel first on the path (the libraries come from the
+    # environment) finds the shipped model inside the installed package and checks its hashes.
+    probe = """
+import json, railwatch
+from railwatch.detect.manifest import ModelFile, ModelManifest, default_model_dir
+folder = default_model_dir()
+manifest = ModelManifest.load(folder)
+print(json.dumps({
+    "package": railwatch.__file__, "folder": str(folder), "name": manifest.name,
+    "onnx": str(manifest.verified_path(ModelFile.ONNX)),
+    "weights": str(manifest.verified_path(ModelFile.WEIGHTS)),
+}))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAILWATCH_MODEL_DIR", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(tmp_path / "installed")
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    found = json.loads(ran.stdout)
+    installed = (tmp_path / "installed" / "railwatch").resolve()
+    assert Path(found["package"]).resolve().parent == installed
+    assert Path(found["folder"]).resolve() == installed / "models"
+    assert Path(found["onnx"]).resolve().parent == installed / "models"
+    assert found["name"] == "railcar-obb"
