@@ -277,7 +277,7 @@ def test_the_report_names_the_simulated_scenes_read_from_their_stac_sidecars(wor
                                        "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output + result.stderr
     report = (out / "report.md").read_text()
-    assert "**Simulated imagery.** 2 of the 4 scene(s) counted here are **SIMULATED**" in report
+    assert "**Simulated imagery.** 2 of the 4 scenes counted here are **SIMULATED**" in report
     with Store(out / "railwatch.sqlite") as store:
         run = store.latest_run()
         flags = {r.name: r.simulated for r in store.scenes(run.model_sha256, run.site)}
@@ -285,7 +285,7 @@ def test_the_report_names_the_simulated_scenes_read_from_their_stac_sidecars(wor
     # Rebuilt from the store alone, the report still knows.
     again = tmp / "again"
     CliRunner().invoke(main, ["series", "--db", str(out / "railwatch.sqlite"), "--out", str(again)])
-    assert "2 of the 4 scene(s) counted here are **SIMULATED**" in (again / "report.md").read_text()
+    assert "2 of the 4 scenes counted here are **SIMULATED**" in (again / "report.md").read_text()
 
 
 def test_a_store_of_schema_1_is_migrated_and_its_scenes_origin_is_unknown(world, fake_cli):
@@ -305,7 +305,7 @@ def test_a_store_of_schema_1_is_migrated_and_its_scenes_origin_is_unknown(world,
     with Store(out / "railwatch.sqlite") as store:  # migrated through schema 2 to 3
         assert store.table_counts()["detections"] == 4 * 6
     report = (tmp / "again" / "report.md").read_text()
-    assert "4 of the 4 scene(s) were counted before the store recorded whether imagery is " \
+    assert "4 of the 4 scenes were counted before the store recorded whether imagery is " \
            "simulated" in report and "Simulated imagery" not in report
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from railwatch.report.comparison import Comparison, Verdict
 from railwatch.report.plot import (
-    quicklook_figure,
     snapshot_figure,
     snapshot_vs_week_figure,
     weekly_figure,
@@ -105,16 +104,3 @@ def test_snapshot_vs_week_figure_refuses_a_week_without_data():
     with pytest.raises(KeyError, match="2023-W50"):
         snapshot_vs_week_figure(frames_rows(), weekly_rows(), "tumangang_yard", "covered_car",
                                 "2023-W50")
-
-
-def test_quicklook_figure_draws_one_outline_per_box_and_the_zone():
-    rgb = np.zeros((3, 50, 100), dtype=np.uint8)
-    box = np.array([[[10, 10], [30, 10], [30, 14], [10, 14]]], dtype=float)
-    zone = np.array([[0, 0], [100, 0], [100, 50], [0, 50], [0, 0]], dtype=float)
-    fig = quicklook_figure(rgb, (0, 100, 0, 50), np.repeat(box, 2, axis=0),
-                           ["covered_car", "tank_car"], "t", {"tumangang_yard": zone})
-    ax = fig.axes[0]
-    assert len(ax.patches) == 2
-    _, legend = texts(fig)
-    assert legend == ["covered_car", "tank_car", "zone tumangang_yard"]
-    assert ax.get_xlabel() == "easting (m)"

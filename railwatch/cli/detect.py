@@ -9,8 +9,7 @@ import click
 
 from railwatch.cli.options import ModelChoice, model_options, observe_image
 from railwatch.imagery.acquisition import TimeSource
-from railwatch.imagery.grid import SiteGrid
-from railwatch.report.quicklook import quicklook, save_png
+from railwatch.report.quicklook import save_png, zone_quicklooks
 
 
 @click.command("detect")
@@ -22,7 +21,8 @@ from railwatch.report.quicklook import quicklook, save_png
 @model_options
 def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
            model_choice: ModelChoice) -> None:
-    """Detect rail cars in IMAGES; write detections.geojson and a quicklook PNG per scene."""
+    """Detect rail cars in IMAGES; write detections.geojson and, per scene and zone, a quicklook
+    PNG of the zone and crops of its busiest parts at full resolution."""
     from railwatch.cli.options import build_detector
 
     detector = build_detector(model_choice)
@@ -38,13 +38,15 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
         dets = obs.detections
         acq = scene.acquisition
         features.extend(dets.features(None if acq.source is TimeSource.NONE else acq.time.isoformat()))
-        grid = SiteGrid.covering(site.aoi_local, site.crs, detector.gsd)
         zones = site.zone_areas()
+        outlines = {z.name: z.geometry for z in zones}
         for zone in zones:
             if obs.coverage.get(zone.name, 0.0) == 0.0:
                 continue
-            png = out / f"{scene.path.stem}_{zone.name}.png"
-            save_png(quicklook(scene, grid, zone.geometry.bounds, dets[dets.zone == zone.name]), str(png))
+            for look in zone_quicklooks(scene, site.crs, zone.name, zone.geometry, dets, outlines,
+                                        label=scene.name):
+                suffix = f"_{look.suffix}" if look.suffix else ""
+                save_png(look.image, out / f"{scene.path.stem}_{zone.name}{suffix}.png")
         counts = {z.name: int((dets.zone == z.name).sum()) for z in zones}
         click.echo(f"{scene.name}: {len(dets)} cars " + " ".join(f"{k}={v}" for k, v in counts.items()))
     (out / "detections.geojson").write_text(

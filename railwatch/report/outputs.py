@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import shapely
 from matplotlib.figure import Figure
+from PIL import Image
+from shapely.geometry.base import BaseGeometry
 
 from railwatch.count.frames import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
 from railwatch.count.weekly import SeriesSettings, weekly_frame, weekly_rows
 from railwatch.errors import SceneError
-from railwatch.imagery.grid import GridWindow, SiteGrid
-from railwatch.imagery.scene import open_scene, read_tiles
-from railwatch.imagery.tile import PixelWindow
+from railwatch.imagery.scene import Scene, open_scene
 from railwatch.report.comparison import (
     Comparison,
     ComparisonSettings,
@@ -33,15 +32,14 @@ from railwatch.report.comparison import (
     compare,
     comparison_table,
 )
-from railwatch.report.plot import quicklook_figure, snapshot_figure, weekly_figure
+from railwatch.report.plot import snapshot_figure, weekly_figure
+from railwatch.report.quicklook import CROP_SIDE_M, Quicklook, read_view, render, save_png, zone_quicklooks
 from railwatch.report.reported import ANY, ReportedFigure
 from railwatch.site import Site
 from railwatch.store.database import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
 
 __all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
-           "scene_quicklook", "write_report"]
-
-_MARGIN_M = 30.0
+           "scene_quicklook", "scene_quicklooks", "write_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +50,16 @@ class ReportSettings:
     comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
     quicklooks: bool = True
     quicklook_max_side: int = 1600
+    #: Crops of the busiest parts of each quicklook's zone, at the scene's native resolution.
+    quicklook_crops: int = 3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_coverage <= 1.0:
             raise ValueError("min_coverage must be in (0, 1]")
         if self.quicklook_max_side < 64:
             raise ValueError("quicklook_max_side must be at least 64 pixels")
+        if self.quicklook_crops < 0:
+            raise ValueError("quicklook_crops must be non-negative")
 
     @property
     def series(self) -> SeriesSettings:
@@ -194,43 +196,41 @@ def _write_geojson(path: Path, scenes: Sequence[CountedScene]) -> None:
 
 def _quicklooks(
     out: Path, inputs: ReportInputs, tables: ReportTables, s: ReportSettings
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """PNG of the scene compared with each figure (those observed), around the figure's zone."""
+) -> tuple[list[tuple[str, list[tuple[str, str]]]], list[str]]:
+    """PNGs of the scene compared with each figure (those observed), around the figure's zone:
+    the whole zone and crops of its busiest parts. Returns (heading, [(caption, file)]) per
+    scene and zone, and why some could not be drawn."""
     counted = {r.name for r in inputs.records if r.status == "counted"}
-    done: dict[tuple[str, str], str] = {}
-    made, skipped = [], []
+    done: set[tuple[str, str]] = set()
+    made: list[tuple[str, list[tuple[str, str]]]] = []
+    skipped = []
     for comp in tables.comparisons:
-        if (comp.verdict is Verdict.NOT_OBSERVED or comp.scene not in counted
-                or (comp.scene, comp.figure.zone) in done):
+        key = (comp.scene, comp.figure.zone)
+        if comp.verdict is Verdict.NOT_OBSERVED or comp.scene not in counted or key in done:
             continue
-        zone = comp.figure.zone
-        name = f"quicklook_{Path(comp.scene).stem}_{zone}.png"
+        done.add(key)
         try:
-            fig = scene_quicklook(inputs, comp.scene, zone, s.quicklook_max_side)
+            looks = scene_quicklooks(inputs, comp.scene, comp.figure.zone, s.quicklook_max_side,
+                                     s.quicklook_crops)
         except (SceneError, OSError) as exc:
             skipped.append(f"{comp.scene}: {exc}")
             continue
-        _save(fig, out / name)
-        done[(comp.scene, zone)] = name
-        made.append((f"{comp.scene}, zone {zone} (nearest scene to the figure of "
-                     f"{comp.figure.date_label})", name))
+        files = []
+        for look in looks:
+            name = f"quicklook_{Path(comp.scene).stem}_{comp.figure.zone}"
+            name += f"_{look.suffix}.png" if look.suffix else ".png"
+            save_png(look.image, out / name)
+            files.append((look.caption, name))
+        made.append((f"{comp.scene}, zone {comp.figure.zone} (nearest scene to the figure of "
+                     f"{comp.figure.date_label})", files))
     return made, skipped
 
 
-def scene_quicklook(
-    inputs: ReportInputs,
-    scene: str,
-    zone: str = ANY,
-    max_side: int = 1600,
-    window: tuple[float, float, float, float] | None = None,
-) -> Figure:
-    """A counted scene around one zone (``ANY``: all zones) with its detections drawn.
-
-    ``window`` ``(minx, miny, maxx, maxy)`` in metres of the site CRS zooms to that box instead
-    (at the scene's resolution up to ``max_side`` pixels). Reads the pixels from where the store
-    last saw the scene file; raises ``OSError`` when it has moved, ``KeyError`` for a scene or
-    zone the inputs do not hold.
-    """
+def _scene_and_zones(
+    inputs: ReportInputs, scene: str, zone: str
+) -> tuple[Scene, CountedScene, dict[str, BaseGeometry], BaseGeometry]:
+    """The counted scene opened from where the store last saw it, its counts, the zone outlines
+    and the area of ``zone`` (``ANY``: all zones)."""
     rec = next((r for r in inputs.records if r.name == scene and r.status == "counted"), None)
     counted = next((c for c in inputs.scenes if c.scene == scene), None)
     if rec is None or counted is None:
@@ -239,35 +239,55 @@ def scene_quicklook(
     areas = {a.name: a.geometry for a in inputs.site.zone_areas()}
     if zone != ANY and zone not in areas:
         raise KeyError(f"zone {zone!r} is not one of {', '.join(areas)} or {ANY!r}")
-    geom = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]
     path = Path(rec.path)
     if not path.is_file():
         raise OSError(f"not found at {path} (moved since it was counted)")
-    site = inputs.site
-    scene_ = open_scene(path, site.crs, site.aoi_local)
-    minx, miny, maxx, maxy = window or geom.buffer(_MARGIN_M).bounds
-    if not (maxx > minx and maxy > miny):
-        raise ValueError(f"window {window} is empty: give (minx, miny, maxx, maxy)")
-    gsd = max(rec.gsd or 0.5, max(maxx - minx, maxy - miny) / max_side)
-    grid = SiteGrid.covering(shapely.box(minx, miny, maxx, maxy), site.crs, gsd)
-    whole = PixelWindow(0, 0, grid.rows, grid.cols)
-    tile = next(read_tiles(scene_, grid, [GridWindow(whole, whole)]))
-    rgb = tile.array.copy()
-    rgb[:, ~tile.valid] = 40
-    x0, y0, x1, y1 = grid.window_bounds(whole)
-    d = counted.detections
-    inside = (
-        shapely.intersects_xy(shapely.box(x0, y0, x1, y1), d.centres[:, 0], d.centres[:, 1])
-        if len(d) else np.zeros(0, dtype=bool)
-    )
-    sel = d[inside]
-    outlines = {
-        z: np.asarray(g.exterior.coords) for z, g in areas.items()
-        if isinstance(g, shapely.Polygon) and g.intersects(shapely.box(x0, y0, x1, y1))
-    }
-    title = f"{rec.name}  ({_iso(counted.acquired)}), {len(sel)} detections"
-    return quicklook_figure(rgb, (x0, x1, y0, y1), sel.corners, list(sel.class_name), title,
-                            outlines)
+    opened = open_scene(path, inputs.site.crs, inputs.site.aoi_local)
+    area = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]
+    return opened, counted, areas, area
+
+
+def scene_quicklooks(
+    inputs: ReportInputs,
+    scene: str,
+    zone: str = ANY,
+    max_side: int = 1600,
+    crops: int = 3,
+    with_crops: bool = True,
+) -> list[Quicklook]:
+    """A counted scene's whole-zone view (``ANY``: all zones) and crops of the zone's busiest
+    parts at the scene's native resolution, with the detections drawn
+    (:func:`~railwatch.report.quicklook.zone_quicklooks`). Reads the pixels from where the store
+    last saw the scene file; raises ``OSError`` when it has moved, ``KeyError`` for a scene or
+    zone the inputs do not hold."""
+    opened, counted, areas, area = _scene_and_zones(inputs, scene, zone)
+    detections = counted.detections
+    if zone == ANY:  # every detection in a zone belongs to the union
+        detections = detections.with_zones([ANY], [area])
+    return zone_quicklooks(opened, inputs.site.crs, zone, area, detections, areas,
+                           label=f"{scene} ({_iso(counted.acquired)})", max_side=max_side,
+                           crops=crops, with_crops=with_crops)
+
+
+def scene_quicklook(
+    inputs: ReportInputs,
+    scene: str,
+    zone: str = ANY,
+    max_side: int = 1600,
+    window: tuple[float, float, float, float] | None = None,
+) -> Image.Image:
+    """A counted scene around one zone (``ANY``: all zones) with its detections drawn: the
+    whole-zone view, or with ``window`` ``(minx, miny, maxx, maxy)`` in metres of the site CRS
+    that box at the scene's resolution (coarser if it would exceed ``max_side`` pixels).
+    Raises as :func:`scene_quicklooks`."""
+    if window is None:
+        return scene_quicklooks(inputs, scene, zone, max_side, with_crops=False)[0].image
+    opened, counted, areas, _ = _scene_and_zones(inputs, scene, zone)
+    minx, miny, maxx, maxy = window
+    gsd = max(opened.native_gsd, max(maxx - minx, maxy - miny) / max_side)
+    view = read_view(opened, inputs.site.crs, window, gsd)
+    return render(view, counted.detections, areas,
+                  title=f"{scene} ({_iso(counted.acquired)}) at {gsd:.2f} m/px")
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -314,7 +334,7 @@ def _markdown(
     inputs: ReportInputs,
     tables: ReportTables,
     plots: list[tuple[str, str]],
-    quicklooks: list[tuple[str, str]],
+    quicklooks: list[tuple[str, list[tuple[str, str]]]],
     skipped: list[str],
     s: ReportSettings,
 ) -> str:
@@ -345,7 +365,15 @@ def _markdown(
         parts.append(f"## {title}\n\n![{title}]({png})\n")
     if quicklooks or skipped:
         parts.append("## Quicklooks\n")
-        parts += [f"### {t}\n\n![{t}]({png})\n" for t, png in quicklooks]
+        parts.append(
+            "Each scene and zone: the whole zone, then crops of its busiest parts (squares of "
+            f"{CROP_SIDE_M:.0f} m at the scene's native resolution, every pixel enlarged alike) to check "
+            "car by car. Boxes are coloured by class (legend under each image); zone outlines are "
+            "white.\n"
+        )
+        for heading, files in quicklooks:
+            parts.append(f"### {heading}\n")
+            parts += [f"![{caption}]({png})\n" for caption, png in files]
         parts += [f"- no quicklook for {why}\n" for why in skipped]
     elif not s.quicklooks:
         parts.append("_Quicklooks are drawn only when the imagery is read (`railwatch count`)._\n")
@@ -371,16 +399,18 @@ def _provenance_notes(counted: Sequence[SceneRecord]) -> list[str]:
     unknown = sum(r.simulated is None for r in counted)
     notes = []
     if simulated:
-        which = "All" if simulated == len(counted) else f"{simulated} of the"
+        n = len(counted)
+        which = ("The scene counted here is" if n == 1 else
+                 f"All {n} scenes counted here are" if simulated == n else
+                 f"{simulated} of the {n} scenes counted here {'is' if simulated == 1 else 'are'}")
         notes.append(
-            f"> **Simulated imagery.** {which} {len(counted)} scene(s) counted here are "
-            "**SIMULATED** (their STAC sidecar says `railwatch:simulated: true`): rendered by "
-            "railwatch's scene simulator, not satellite images. Numbers computed from them "
-            "describe a simulation, not real traffic at the crossing.\n"
+            f"> **Simulated imagery.** {which} **SIMULATED** (marked `railwatch:simulated: true` "
+            "in the STAC sidecar): rendered by railwatch's scene simulator, not satellite images. "
+            "Numbers computed from them describe a simulation, not real traffic at the crossing.\n"
         )
     if unknown:
         notes.append(
-            f"> {unknown} of the {len(counted)} scene(s) were counted before the store recorded "
+            f"> {unknown} of the {len(counted)} scenes were counted before the store recorded "
             "whether imagery is simulated; recount them (`railwatch count --force`) to know.\n"
         )
     return notes

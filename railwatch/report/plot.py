@@ -1,4 +1,4 @@
-"""Plots of the weekly series, the per-scene snapshots, and scene quicklooks.
+"""Plots of the weekly series and the per-scene snapshots (quicklooks: `report.quicklook`).
 
 Every function takes data already in memory (tables, arrays) and returns a matplotlib
 ``Figure``; nothing here reads files, and ``pyplot`` (global state) is not used. Colours: one
@@ -8,14 +8,13 @@ per zone, the same in every plot.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Polygon as PolygonPatch
 from matplotlib.transforms import blended_transform_factory
 
 from railwatch.classes import CLASSES
@@ -25,7 +24,6 @@ from railwatch.report.reported import ANY, Quantity, ReportedFigure
 
 __all__ = [
     "class_colours",
-    "quicklook_figure",
     "snapshot_figure",
     "snapshot_vs_week_figure",
     "weekly_figure",
@@ -241,46 +239,4 @@ def snapshot_vs_week_figure(
     ax.set_ylabel("rail cars")
     _date_axis(ax)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
-
-
-def quicklook_figure(
-    rgb: np.ndarray,
-    extent: tuple[float, float, float, float],
-    corners: np.ndarray,
-    class_names: Sequence[str],
-    title: str,
-    zones: Mapping[str, np.ndarray] | None = None,
-) -> Figure:
-    """A scene window with the detected oriented boxes drawn, coloured by class.
-
-    ``rgb`` ``(3, rows, cols)`` or ``(rows, cols, 3)`` uint8; ``extent`` ``(left, right, bottom,
-    top)`` in metres of the site CRS; ``corners`` ``(n, 4, 2)`` in the same CRS; ``zones`` maps a
-    zone name to its outline ``(k, 2)``.
-    """
-    image = np.moveaxis(rgb, 0, -1) if rgb.ndim == 3 and rgb.shape[0] == 3 else rgb
-    width = extent[1] - extent[0]
-    height = extent[3] - extent[2]
-    aspect = height / width if width > 0 else 1.0
-    fig = Figure(figsize=(10, max(3.0, min(12.0, 10 * aspect + 1.0))), layout="constrained")
-    ax = fig.subplots()
-    ax.imshow(image, extent=extent, origin="upper", interpolation="nearest")
-    colours = class_colours()
-    drawn: set[str] = set()
-    for box, name in zip(corners, class_names, strict=True):
-        label = None if name in drawn else name
-        drawn.add(name)
-        ax.add_patch(PolygonPatch(box, closed=True, fill=False, lw=0.8,
-                                  edgecolor=colours.get(name, "white"), label=label))
-    for i, (zone, outline) in enumerate((zones or {}).items()):
-        ax.plot(outline[:, 0], outline[:, 1], "-", lw=1.2,
-                color=_ZONE_PALETTE[i % len(_ZONE_PALETTE)], label=f"zone {zone}")
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_xlabel("easting (m)")
-    ax.set_ylabel("northing (m)")
-    ax.ticklabel_format(useOffset=False, style="plain")
-    ax.set_title(title)
-    if drawn or zones:
-        ax.legend(fontsize=7, loc="upper right")
     return fig
