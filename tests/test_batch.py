@@ -265,6 +265,27 @@ def test_count_cli_writes_every_output_and_exits_0_with_rejections(world, fake_c
     pd.testing.assert_frame_equal(pd.read_csv(again / "weekly.csv"), weekly)
 
 
+def test_the_report_draws_the_zone_and_its_busiest_part_for_a_compared_scene(world, fake_cli):
+    from PIL import Image
+
+    tmp, site_path, _, images, _ = world
+    reported = tmp / "reported.csv"
+    reported.write_text("date,site,zone,class,count,qualifier,quantity,source,url\n"
+                        "2023-10-02,test,yard,covered_car,6,approximately,snapshot,a test,\n")
+    out = tmp / "out"
+    result = CliRunner().invoke(main, ["count", str(images), "--site", str(site_path), "--out",
+                                       str(out), "--reported", str(reported), "--no-progress"])
+    assert result.exit_code == 0, result.output + result.stderr
+    zone_png = out / "quicklook_scene_20231002_yard.png"
+    crop_png = out / "quicklook_scene_20231002_yard_crop1.png"
+    assert zone_png.is_file() and crop_png.is_file()
+    assert not (out / "quicklook_scene_20231002_yard_crop2.png").exists()  # one string of cars
+    report = (out / "report.md").read_text()
+    assert f"]({zone_png.name})" in report and f"]({crop_png.name})" in report
+    with Image.open(crop_png) as crop:  # 150 m at the scene's native 0.4 m, each pixel 2×2
+        assert abs(crop.width - 2 * 150 / 0.4) <= 4
+
+
 def test_the_report_names_the_simulated_scenes_read_from_their_stac_sidecars(world, fake_cli):
     tmp, site_path, _, images, scenes = world
     for path in scenes[:2]:  # the simulator's mark; the folder name says nothing

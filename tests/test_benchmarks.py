@@ -57,6 +57,7 @@ def _load(out: Path, name: str) -> dict:
     return json.loads((out / f"{name}.json").read_text())
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_every_benchmark(tiny_model, tmp_path):
     import run
 
@@ -117,6 +118,7 @@ def test_tiny_run_writes_every_benchmark(tiny_model, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_limit_relates_to_an_earlier_pipeline_json(tiny_model, tmp_path):
     import run
 
