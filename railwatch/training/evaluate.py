@@ -190,6 +190,6 @@ def system_matrix(
     for i, j in pairs:
         m[int(pred_class[i]), int(true_class[j])] += 1
         matched_pred[i] = matched_true[j] = True
-    np.add.at(m, (np.asarray(pred_class, dtype=np.int64)[~matched_pred], k), 1)
-    np.add.at(m, (k, np.asarray(true_class, dtype=np.int64)[~matched_true]), 1)
+    m[:k, k] += np.bincount(np.asarray(pred_class, dtype=np.int64)[~matched_pred], minlength=k)[:k]
+    m[k, :k] += np.bincount(np.asarray(true_class, dtype=np.int64)[~matched_true], minlength=k)[:k]
     return m

@@ -416,13 +416,19 @@ def package_namer(
     Returns the folder."""
     import shutil
 
-    from railwatch.detect.manifest import NAMER_FILE, NAMER_WEIGHTS, ModelManifest, sha256_file
+    from railwatch.detect.manifest import (
+        NAMER_FILE,
+        NAMER_WEIGHTS,
+        ModelFile,
+        ModelManifest,
+        sha256_file,
+    )
 
     source = ModelManifest.load(finder)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = json.loads((Path(finder) / "manifest.json").read_text(encoding="utf-8"))
-    for kind in ("weights", "onnx"):
+    for kind in (ModelFile.WEIGHTS, ModelFile.ONNX):
         if kind in source.files:
             src = source.verified_path(kind, trust=trust_model)
             if src.resolve() != (out / src.name).resolve():
