@@ -47,11 +47,13 @@ def test_chip_is_deterministic_and_sized():
 def test_chip_labels_match_cars_in_pixels():
     for index in range(6):
         chip = render_chip(11, index, gsd=0.5, chip=256)
+        assert 0.92 <= chip.scale <= 1.08  # scale jitter around the model's gsd
+        metres = 0.5 * chip.scale  # per chip pixel
         for lab in chip.labels:
             c = lab.corners * 256  # pixels
             sides = np.sort(np.linalg.norm(np.roll(c, -1, axis=0) - c, axis=1))
-            assert 0.35 * 2.85 <= sides[0] * 0.5 + 1e-6 <= 3.4  # width, m (cut cars are thinner)
-            assert sides[3] * 0.5 <= 21.5  # never longer than a locomotive
+            assert 0.35 * 2.7 <= sides[0] * metres + 1e-6 <= 3.4  # width, m (cut cars are thinner)
+            assert sides[3] * metres <= 22.01  # never longer than the longest wagon
 
 
 def test_export_writes_ultralytics_layout(tmp_path):

@@ -80,7 +80,9 @@ class Canvas:
     ``albedo`` (rows, cols, 3): reflectance 0–1; ``height`` (rows, cols): metres above the
     ground, what shadows are cast from; ``direct`` (rows, cols): direct sunlight a surface
     receives relative to flat ground (tilted roofs, cylinders, heaps); ``shade`` (rows,
-    cols): shadows drawn explicitly (of overhangs a height map cannot hold, e.g. a bridge).
+    cols): shadows drawn explicitly (of overhangs a height map cannot hold, e.g. a bridge);
+    ``floor`` (rows, cols): the underside of what overhangs open space (a car body between
+    its bogies, a canopy, a catenary beam), metres; 0 where things stand solid on the ground.
     """
 
     window: RasterWindow
@@ -88,6 +90,7 @@ class Canvas:
     height: np.ndarray = field(init=False)
     direct: np.ndarray = field(init=False)
     shade: np.ndarray = field(init=False)
+    floor: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (self.window.rows, self.window.cols)
@@ -95,6 +98,7 @@ class Canvas:
         self.height = np.zeros(shape, dtype=np.float32)
         self.direct = np.ones(shape, dtype=np.float32)
         self.shade = np.zeros(shape, dtype=np.float32)
+        self.floor = np.zeros(shape, dtype=np.float32)
 
     def _rings(self, geom: BaseGeometry) -> list[np.ndarray]:
         polys: list[Polygon]
@@ -185,6 +189,7 @@ class Canvas:
             if height is not None:
                 h = np.broadcast_to(np.asarray(height, dtype=np.float32), cover.shape)
                 np.copyto(self.height, h, where=cover > 0.5)
+                self.floor[cover > 0.5] = 0.0
             return
         rows = np.flatnonzero(cover.any(axis=1))
         if rows.size == 0:
@@ -203,8 +208,13 @@ class Canvas:
         color: np.ndarray,
         height: np.ndarray | float | None = None,
         direct: np.ndarray | None = None,
+        floor: np.ndarray | float | None = None,
     ) -> None:
-        """Blend a small patch (top-left at row ``r0``, col ``c0``) into the canvas, clipped."""
+        """Blend a small patch (top-left at row ``r0``, col ``c0``) into the canvas, clipped.
+
+        Where ``height`` is given and the patch covers a pixel, the ``floor`` layer is set
+        too (``floor``, or 0: solid to the ground).
+        """
         rows, cols = cover.shape
         rr0, cc0 = max(r0, 0), max(c0, 0)
         rr1, cc1 = min(r0 + rows, self.window.rows), min(c0 + cols, self.window.cols)
@@ -221,6 +231,9 @@ class Canvas:
             h = np.asarray(height, dtype=np.float32)
             h = np.broadcast_to(h[sub] if h.ndim == 2 else h, a.shape[:2])
             np.copyto(self.height[dst], h, where=cover[sub] > 0.5)
+            fl = np.asarray(0.0 if floor is None else floor, dtype=np.float32)
+            fl = np.broadcast_to(fl[sub] if fl.ndim == 2 else fl, a.shape[:2])
+            np.copyto(self.floor[dst], fl, where=cover[sub] > 0.5)
         d = self.direct[dst]
         target = np.float32(1.0) if direct is None else direct[sub]
         d += cover[sub] * (target - d)

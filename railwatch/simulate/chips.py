@@ -34,7 +34,7 @@ from railwatch.simulate.imaging import (
 )
 from railwatch.simulate.stock import PlacedCar, roof_offset
 from railwatch.simulate.sun import Sun
-from railwatch.simulate.yard import paint_yard, random_yard
+from railwatch.simulate.yard import YardStyle, paint_yard, random_style, random_yard
 
 __all__ = ["Chip", "ChipLabel", "export_yolo_obb", "label_cars", "random_sun", "render_chip"]
 
@@ -67,7 +67,11 @@ class ChipLabel:
 
 @dataclass(frozen=True, slots=True)
 class Chip:
-    """A rendered chip (uint8 RGB, chip × chip), its labels, and how it was made."""
+    """A rendered chip (uint8 RGB, chip × chip), its labels, and how it was made.
+
+    ``cars`` are in world metres around the chip's centre; the chip spans ``± chip × gsd ×
+    scale / 2`` metres of them (``scale``: the chip's scale jitter), labels are in chip pixels.
+    """
 
     image: np.ndarray
     labels: tuple[ChipLabel, ...]
@@ -77,11 +81,13 @@ class Chip:
     sun: Sun
     season: Season
     view: View
+    scale: float = 1.0
+    style: YardStyle | None = None
 
 
 def random_sun(rng: np.random.Generator) -> Sun:
-    """Elevation 15–70°, azimuth anywhere but mostly 120–220° (late-morning imagery)."""
-    el = float(rng.uniform(15.0, 70.0))
+    """Elevation mostly 35–68° (late-morning imagery), else 15–72°; azimuth mostly 120–220°."""
+    el = float(rng.uniform(35.0, 68.0) if rng.random() < 0.65 else rng.uniform(15.0, 72.0))
     if rng.random() < 0.7:
         az = float(np.clip(rng.normal(170.0, 30.0), 100.0, 240.0))
     else:
@@ -134,13 +140,19 @@ def label_cars(
 
 
 def render_chip(seed: int, index: int, *, gsd: float = 0.3, chip: int = 320) -> Chip:
-    """Render chip ``index`` of the set drawn with ``seed``."""
+    """Render chip ``index`` of the set drawn with ``seed``.
+
+    The chip shows ``chip × gsd × scale`` metres, ``scale`` drawn in 0.92–1.08 (imagery whose
+    stated resolution is a little off, cars a little larger or smaller than drawn), so car
+    sizes in pixels are jittered around the right ones; labels follow.
+    """
     import cv2
 
     if not gsd > 0 or chip < 32:
         raise ValueError("gsd must be positive and chip at least 32 px")
     rng = np.random.default_rng([seed, index])
-    half = chip * gsd / 2
+    scale = float(rng.uniform(0.92, 1.08))
+    half = chip * gsd * scale / 2
     native = _native_gsd(rng)
     n_core = max(16, round(2 * half / native))
     native = 2 * half / n_core
@@ -150,14 +162,16 @@ def render_chip(seed: int, index: int, *, gsd: float = 0.3, chip: int = 320) -> 
     season = _SEASONS[int(rng.choice(len(_SEASONS), p=_SEASON_P))]
     palette = palette_for(season, rng)
     sun = random_sun(rng)
-    layout = random_yard(rng, half, season)
+    style = random_style(rng)
+    layout = random_yard(rng, half, season, style)
     canvas = Canvas(window)
     scene_seed = int(rng.integers(0, 2**31 - 1))
     view = random_view(rng)
     paint_yard(canvas, layout, palette, sun, scene_seed, lean=view.lean)
     sensor = random_sensor(rng)
-    ambient = float(rng.uniform(0.22, 0.42) + 0.3 * sensor.haze)
-    radiance = illuminate(canvas, sun, ambient=min(ambient, 0.6))
+    # sky light: a shadow on ballast is 0.28–0.6 as bright as the sunlit ballast (0.53 measured)
+    ambient = float(rng.uniform(0.28, 0.58) + 0.2 * sensor.haze)
+    radiance = illuminate(canvas, sun, ambient=min(ambient, 0.7))
     if rng.random() < 0.08:
         clouds = cloud_field(window, scene_seed, float(rng.uniform(0.0, 0.8)), sun,
                              cell_m=float(rng.uniform(60, 200)), altitude_m=float(rng.uniform(300, 1500)))
@@ -165,8 +179,8 @@ def render_chip(seed: int, index: int, *, gsd: float = 0.3, chip: int = 320) -> 
     img = expose(radiance, sensor, rng)
     core = img[m_px : m_px + n_core, m_px : m_px + n_core]
     out = cv2.resize(core, (chip, chip), interpolation=cv2.INTER_LINEAR)
-    labels = tuple(label_cars(layout.cars, gsd, chip, lean=view.lean))
-    return Chip(out, labels, layout.cars, gsd, native, sun, season, view)
+    labels = tuple(label_cars(layout.cars, gsd * scale, chip, lean=view.lean))
+    return Chip(out, labels, layout.cars, gsd, native, sun, season, view, scale, layout.style)
 
 
 def _write_chip(args: tuple[Path, str, int, int, float, int]) -> int:

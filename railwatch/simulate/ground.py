@@ -1,6 +1,7 @@
 """The ground and what stands on it.
 
-Land cover, track beds and rails, roads, buildings, trees, catenary masts and trucks.
+Land cover, fields, roads, buildings, trees and trucks (track beds are in
+:mod:`railwatch.simulate.track`, overhead lines in :mod:`railwatch.simulate.catenary`).
 
 Everything is painted into a :class:`~railwatch.simulate.canvas.Canvas` in world metres,
 with textures from :mod:`railwatch.simulate.texture` so that neighbouring windows join
@@ -11,35 +12,28 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import shapely
-from shapely.geometry import LineString, Polygon
+from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.simulate.canvas import Canvas, RasterWindow, rgb
+from railwatch.simulate.canvas import Canvas, RasterWindow
 from railwatch.simulate.texture import fbm, value_noise
 
 __all__ = [
-    "RAIL_OFFSET_M",
+    "Building",
     "Palette",
     "Season",
-    "paint_ballast",
     "paint_box",
     "paint_landcover",
-    "paint_masts",
-    "paint_rails",
     "paint_surface",
     "paint_trees",
     "paint_truck",
     "palette_for",
 ]
-
-#: Half the distance between rail centres on 1520 mm track, metres.
-RAIL_OFFSET_M = 0.79
 
 RGB = tuple[float, float, float]
 
@@ -103,6 +97,25 @@ _BASE: dict[Season, Palette] = {
         asphalt=(0.40, 0.40, 0.42), dirt_road=(0.72, 0.71, 0.71), water=(0.75, 0.78, 0.80), snow=0.8,
     ),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Building:
+    """A box on the ground: oriented footprint, roof colour, height, pitch and roof rib spacing.
+
+    Buildings, sheds, container stacks (``ribs_m`` 0.3), parked vehicles; ``floor`` > 0 makes
+    it a roof on posts (a platform canopy) that light passes under.
+    """
+
+    centre: tuple[float, float]
+    heading: float
+    length: float
+    width: float
+    color: tuple[float, float, float]
+    height: float
+    gable: float
+    ribs_m: float
+    floor: float = 0.0
 
 
 def palette_for(season: Season, rng: np.random.Generator | None = None) -> Palette:
@@ -187,44 +200,6 @@ def paint_surface(
     canvas.paint_textured(cover, texture, height)
 
 
-def paint_ballast(canvas: Canvas, tracks: Sequence[LineString], palette: Palette, seed: int) -> None:
-    """Ballast beds (about 3.6 m wide) and the sleeper band of each track."""
-    if not tracks:
-        return
-    lines = shapely.union_all(list(tracks))
-    bed = lines.buffer(1.9, cap_style="flat", quad_segs=4)
-    canvas.paint_textured(
-        canvas.coverage(bed), lambda w: _textured(w, palette.ballast, seed, 3.0, 0.10, 0.10)
-    )
-    sleepers = lines.buffer(1.35, cap_style="flat", quad_segs=4)
-    concrete = (seed % 3) != 0
-    tint = (0.62, 0.60, 0.57) if concrete else (0.30, 0.25, 0.21)
-    if palette.snow > 0:
-        tint = (0.80, 0.80, 0.82)
-    cover = canvas.coverage(sleepers) * np.float32(0.45)
-    canvas.paint_textured(cover, lambda w: _textured(w, tint, seed + 5, 2.0, 0.1, 0.12))
-    # rust-brown staining along the rails
-    stain = canvas.coverage(lines.buffer(1.0, cap_style="flat")) * np.float32(0.25)
-    canvas.paint(stain, (0.42, 0.32, 0.25), None)
-
-
-def paint_rails(canvas: Canvas, tracks: Sequence[LineString], shine: float = 0.0) -> None:
-    """Two thin dark rails per track; ``shine`` (0–1) adds the polished rail head."""
-    rails = []
-    for t in tracks:
-        for side in (-RAIL_OFFSET_M, RAIL_OFFSET_M):
-            r = t.offset_curve(side)
-            if isinstance(r, LineString) and not r.is_empty:
-                rails.append(r)
-    if not rails:
-        return
-    cover = canvas.line_coverage(shapely.MultiLineString(rails), 0.22)
-    canvas.paint(cover * np.float32(0.85), (0.10, 0.09, 0.08), None)
-    if shine > 0:
-        head = canvas.line_coverage(shapely.MultiLineString(rails), 0.07)
-        canvas.paint(head * np.float32(shine), (0.85, 0.85, 0.85), None)
-
-
 def _local(canvas: Canvas, centre: tuple[float, float], heading: float, half_diag: float
            ) -> tuple[int, int, np.ndarray, np.ndarray] | None:
     w = canvas.window
@@ -255,13 +230,15 @@ def paint_box(
     rng: np.random.Generator | None = None,
     lean: tuple[float, float] = (0.0, 0.0),
     wall: RGB | None = None,
+    floor: float = 0.0,
 ) -> None:
-    """An oriented box seen from above (building, container, truck body).
+    """An oriented box seen from above (building, container, truck body, canopy).
 
     ``gable`` is the roof pitch (rise / half-width) of a ridge along the long axis;
     ``sun_toward`` is the unit vector (east, north, up) toward the sun, for roof shading;
     ``lean`` the view's relief displacement per metre of height (the roof appears moved by
     ``lean * height`` and the walls facing the sensor show, in ``wall`` colour).
+    ``floor`` > 0 makes it an overhang on posts (a platform canopy): light passes below it.
     """
     ox, oy = lean[0] * height, lean[1] * height
     roof_c = (centre[0] + ox, centre[1] + oy)
@@ -307,7 +284,7 @@ def paint_box(
         direct = (direct * a + np.float32(min(facing, 2.0)) * (1 - a)).astype(np.float32)
         h = np.where(cover > 0.5, h, height * 0.6).astype(np.float32)
         cover = total
-    canvas.paint_region(r0, c0, cover, albedo, h, direct)
+    canvas.paint_region(r0, c0, cover, albedo, h, direct, floor=floor)
 
 
 def paint_truck(
@@ -323,15 +300,17 @@ def paint_truck(
     width = 2.5
     c, s = math.cos(heading), math.sin(heading)
     tc = (centre[0] - c * 1.6, centre[1] - s * 1.6)
-    body = rgb(rng.choice([
+    paints = [
         (0.20, 0.35, 0.55), (0.55, 0.18, 0.15), (0.80, 0.80, 0.78), (0.25, 0.42, 0.28),
         (0.65, 0.65, 0.63), (0.70, 0.45, 0.15), (0.30, 0.30, 0.30),
-    ]))
+    ]
+    body = paints[int(rng.integers(len(paints)))]
     paint_box(canvas, tc, heading, trailer, width, body, 4.0, sun_toward=sun_toward,
               ribs_m=0.3 if rng.random() < 0.5 else 0.0, rng=rng, lean=lean,
               wall=(body[0] * 0.85, body[1] * 0.85, body[2] * 0.85))
     cab_c = (tc[0] + c * (trailer / 2 + 1.4), tc[1] + s * (trailer / 2 + 1.4))
-    cab = rgb(rng.uniform(0.2, 0.8, 3))
+    r, g, b = (float(x) for x in rng.uniform(0.2, 0.8, 3))
+    cab = (r, g, b)
     paint_box(canvas, cab_c, heading, 2.3, 2.45, cab, 3.2, sun_toward=sun_toward, lean=lean, wall=cab)
     half = trailer / 2 + 2.6
     return Polygon([
@@ -379,28 +358,3 @@ def paint_trees(
     canvas.albedo += a[..., None] * (leaves * tone[..., None] - canvas.albedo)
     canvas.direct += a * (np.clip(0.9 + 0.5 * clump, 0.3, 1.5) - canvas.direct)
     np.maximum(canvas.height, np.where(a > 0.5, hmap * (0.8 + 0.2 * clump), 0), out=canvas.height)
-
-
-def paint_masts(canvas: Canvas, bases: np.ndarray, arm_ends: np.ndarray, height: float = 10.0) -> None:
-    """Catenary masts: a lattice post (about 0.5 m) and a cantilever arm over the track.
-
-    Drawn at least one pixel wide in the height map, so they cast long thin shadows.
-    """
-    if len(bases) == 0:
-        return
-    w = canvas.window
-    hmap = np.zeros((w.rows, w.cols), dtype=np.float32)
-    mask = np.zeros((w.rows, w.cols), dtype=np.uint8)
-    pb = w.to_pixels(bases) - 0.5
-    pa = w.to_pixels(arm_ends) - 0.5
-    post = max(1, round(0.5 / w.gsd))
-    for (bx, by), (ax, ay) in zip(pb, pa, strict=True):
-        b = (round(bx * 16), round(by * 16))
-        a = (round(ax * 16), round(ay * 16))
-        cv2.line(hmap, b, a, 7.5, 1, cv2.LINE_8, 4)
-        cv2.circle(hmap, b, post * 8, height, -1, cv2.LINE_8, 4)
-        cv2.circle(mask, b, post * 8, 255, -1, cv2.LINE_AA, 4)
-        cv2.line(mask, b, a, 80, 1, cv2.LINE_AA, 4)
-    m = mask.astype(np.float32) / 255.0
-    canvas.albedo += m[..., None] * (np.float32(0.42) - canvas.albedo)
-    np.maximum(canvas.height, hmap, out=canvas.height)

@@ -4,8 +4,11 @@ A :class:`Car` is what a car is (class, size, look); a :class:`PlacedCar` is whe
 (centre, heading of its long axis, height of the rail under it). :func:`paint_car` paints a
 placed car's albedo, height and surface shading into a canvas in car-local coordinates
 (``u`` along the car, ``v`` across it), so roof ribs, tank highlights and loads follow the
-car's orientation. Sizes follow DOMAIN.md: cars 14–20 m long and 3.0–3.3 m wide,
-locomotives 17–21 m.
+car's orientation. Sizes come from :mod:`railwatch.simulate.fleet` (1520 mm stock: cars
+12–20 m long and 2.85–3.3 m wide; European stock: 9.5–22 m, two-axle wagons included).
+Cars are solid in the height map: light passing under a body between its bogies only
+reaches ground hidden under the car (a 3 m wide body at sun elevations above ~20° casts an
+attached shadow), so the body is not modelled as an overhang.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from shapely.geometry import Polygon
 
 from railwatch.classes import CarClass
 from railwatch.simulate.canvas import Canvas, rgb
+from railwatch.simulate.fleet import ROOF_P, ROOFS, Stock, body_types
 from railwatch.simulate.sun import Sun
 
 __all__ = [
@@ -31,8 +35,6 @@ __all__ = [
     "random_car",
     "roof_offset",
 ]
-
-
 
 
 class Load(enum.StrEnum):
@@ -49,24 +51,6 @@ class Load(enum.StrEnum):
     VEHICLES = "vehicles"
 
 
-# (length range m, width range m, height m above rail) per class.
-_SIZES: dict[CarClass, tuple[tuple[float, float], tuple[float, float], float]] = {
-    CarClass.COVERED_CAR: ((14.5, 19.2), (3.05, 3.3), 4.7),
-    CarClass.OPEN_CAR: ((13.0, 15.5), (3.0, 3.25), 3.4),
-    CarClass.TANK_CAR: ((12.0, 17.0), (2.95, 3.2), 4.6),
-    CarClass.FLAT_CAR: ((13.5, 19.6), (2.85, 3.2), 1.35),
-    CarClass.LOCOMOTIVE: ((16.5, 21.0), (3.1, 3.3), 5.0),
-}
-
-_ROOFS = np.array(
-    [
-        (0.42, 0.25, 0.18), (0.30, 0.21, 0.16), (0.55, 0.34, 0.22), (0.30, 0.30, 0.30),
-        (0.13, 0.13, 0.13), (0.58, 0.58, 0.56), (0.80, 0.80, 0.78), (0.22, 0.34, 0.25),
-        (0.20, 0.29, 0.42), (0.47, 0.40, 0.33), (0.66, 0.63, 0.57),
-    ],
-    dtype=np.float32,
-)
-_ROOF_P = np.array([12, 8, 9, 12, 8, 12, 8, 8, 6, 9, 8], dtype=np.float64)
 _TANKS = np.array(
     [
         (0.07, 0.07, 0.07), (0.10, 0.10, 0.11), (0.30, 0.30, 0.30), (0.60, 0.60, 0.58),
@@ -74,7 +58,12 @@ _TANKS = np.array(
     ],
     dtype=np.float32,
 )
-_TANK_P = np.array([30, 15, 12, 12, 8, 8, 6, 4], dtype=np.float64)
+# a third dark (oil), a third mid, a third bright (gas, chemicals): as the roofs
+_TANK_P = np.array([22, 13, 10, 16, 14, 8, 7, 10], dtype=np.float64)
+_FLAT_DECKS = np.array(
+    [(0.42, 0.25, 0.18), (0.30, 0.21, 0.16), (0.30, 0.30, 0.30), (0.13, 0.13, 0.13), (0.47, 0.40, 0.33)],
+    dtype=np.float32,
+)
 _LOCOS = np.array(
     [(0.20, 0.36, 0.24), (0.55, 0.14, 0.12), (0.30, 0.35, 0.45), (0.72, 0.55, 0.15), (0.45, 0.45, 0.46)],
     dtype=np.float32,
@@ -153,19 +142,41 @@ class PlacedCar:
         return np.asarray(local @ rot.T + np.asarray(self.centre))
 
 
-def random_car(cls: CarClass, rng: np.random.Generator, *, base_color: np.ndarray | None = None) -> Car:
-    """A car of class ``cls`` with a random size and look (``base_color`` for block trains)."""
-    (l0, l1), (w0, w1), h = _SIZES[cls]
-    if cls is CarClass.COVERED_CAR and rng.random() < 0.6:
-        length = rng.uniform(16.5, 19.2)  # the common 1520 mm boxcars
+def random_car(
+    cls: CarClass,
+    rng: np.random.Generator,
+    *,
+    base_color: np.ndarray | None = None,
+    stock: Stock = Stock.RUSSIAN_1520,
+    length_m: tuple[float, float] | None = None,
+) -> Car:
+    """A car of class ``cls`` with a random size and look (``base_color`` for block trains).
+
+    ``stock`` picks the family of sizes (:mod:`railwatch.simulate.fleet`); ``length_m``
+    overrides the length range of anything but a locomotive.
+    """
+    types = body_types(stock, cls)
+    if stock is Stock.RUSSIAN_1520:  # the draws of the original site scenes, unchanged
+        kind = types[0]
+        (l0, l1), (w0, w1) = kind.length, kind.width
+        if cls is CarClass.COVERED_CAR and rng.random() < 0.6:
+            length = rng.uniform(16.5, 19.2)  # the common 1520 mm boxcars
+        else:
+            length = rng.uniform(l0, l1)
     else:
+        weights = np.array([t.weight for t in types])
+        kind = types[int(rng.choice(len(types), p=weights / weights.sum()))]
+        (l0, l1), (w0, w1) = kind.length, kind.width
         length = rng.uniform(l0, l1)
+    if length_m is not None and cls is not CarClass.LOCOMOTIVE:
+        length = rng.uniform(*length_m)
     width = rng.uniform(w0, w1)
+    h = kind.height
     load = Load.NONE
     if cls is CarClass.COVERED_CAR:
-        color = _pick(rng, _ROOFS, _ROOF_P) if base_color is None else base_color
+        color = _pick(rng, ROOFS, ROOF_P) if base_color is None else base_color
     elif cls is CarClass.OPEN_CAR:
-        color = _pick(rng, _ROOFS, _ROOF_P) if base_color is None else base_color
+        color = _pick(rng, ROOFS, ROOF_P) if base_color is None else base_color
         load = rng.choice(
             [Load.NONE, Load.COAL, Load.ORE, Load.GRAVEL, Load.SAND, Load.SCRAP, Load.TIMBER],
             p=[0.22, 0.25, 0.2, 0.1, 0.07, 0.1, 0.06],
@@ -173,7 +184,7 @@ def random_car(cls: CarClass, rng: np.random.Generator, *, base_color: np.ndarra
     elif cls is CarClass.TANK_CAR:
         color = _pick(rng, _TANKS, _TANK_P) if base_color is None else base_color
     elif cls is CarClass.FLAT_CAR:
-        color = _pick(rng, _ROOFS[[0, 1, 3, 4, 9]], None)
+        color = _pick(rng, _FLAT_DECKS, None)
         load = rng.choice(
             [Load.NONE, Load.CONTAINERS, Load.VEHICLES, Load.TIMBER], p=[0.4, 0.4, 0.1, 0.1]
         )
@@ -183,7 +194,7 @@ def random_car(cls: CarClass, rng: np.random.Generator, *, base_color: np.ndarra
     color = np.asarray(color, dtype=np.float32) * jitter
     grey = color.mean()
     color = np.clip(grey + (color - grey) * rng.uniform(0.45, 0.9), 0.03, 0.95)  # weathered paint
-    accent = _pick(rng, _CONTAINERS if cls is CarClass.FLAT_CAR else _ROOFS, None)
+    accent = _pick(rng, _CONTAINERS if cls is CarClass.FLAT_CAR else ROOFS, None)
     look = CarLook(
         color=rgb(color),
         accent=rgb(accent),
@@ -537,3 +548,4 @@ def paint_car(
         r0, c0, cover, np.clip(color, 0.0, 1.5).astype(np.float32),
         height=height + np.float32(placed.base), direct=direct.astype(np.float32),
     )
+

@@ -135,12 +135,43 @@ def _shift(a: np.ndarray, dr: int, dc: int, fill: float) -> np.ndarray:
     return out
 
 
-def cast_shadows(height: np.ndarray, sun: Sun, gsd: float, softness_m: float = 0.25) -> np.ndarray:
+def _march(a: np.ndarray, sun: Sun, gsd: float, per_m: float, n_metres: float, fill: float
+           ) -> np.ndarray:
+    """``max over 1 <= k < K of a(p + k d) + k * step`` toward the sun, by doubling.
+
+    ``d`` is one pixel along the dominant axis toward the sun; ``step`` is ``per_m`` times
+    the ground distance of one ``d``; ``K`` reaches ``n_metres`` of height at that rate.
+    """
+    east, north = sun.toward
+    step_px = 1.0 / max(abs(east), abs(north))  # march one pixel along the dominant axis
+    dc, dr = east * step_px, -north * step_px
+    step = step_px * gsd * per_m
+    n_steps = math.ceil(n_metres / abs(step)) + 1
+    best = _shift(a, round(dr), round(dc), fill) + step
+    span = 1
+    while span < n_steps:
+        moved = _shift(best, round(dr * span), round(dc * span), fill) + step * span
+        np.maximum(best, moved, out=best)
+        span *= 2
+    return best
+
+
+def cast_shadows(
+    height: np.ndarray,
+    sun: Sun,
+    gsd: float,
+    softness_m: float = 0.25,
+    floor: np.ndarray | None = None,
+) -> np.ndarray:
     """Fraction of direct sunlight blocked at each pixel of a north-up height map (metres).
 
     A pixel is in shadow when something toward the sun rises above the ray from the pixel
     to the sun. Returns float32 in [0, 1] (1 = full shadow); ``softness_m`` of clearance
     fades the edge.
+
+    ``floor`` (metres, 0 where solid) is the underside of things that overhang open space:
+    a ray that passes below such a thing (a platform canopy, a catenary beam) is not blocked
+    by it, so their shadows on the ground are detached from them as real ones are.
     """
     if height.ndim != 2:
         raise ValueError("height must be a 2-D array")
@@ -148,18 +179,22 @@ def cast_shadows(height: np.ndarray, sun: Sun, gsd: float, softness_m: float = 0
     hmax = float(h.max()) - float(h.min())
     if hmax <= 0.0 or sun.elevation_deg <= 0.0:
         return np.zeros_like(h) if sun.elevation_deg > 0 else np.ones_like(h)
-    east, north = sun.toward
-    step_px = 1.0 / max(abs(east), abs(north))  # march one pixel along the dominant axis
-    dc, dr = east * step_px, -north * step_px
-    drop = step_px * gsd * math.tan(math.radians(sun.elevation_deg))  # ray rise per step
-    n_steps = math.ceil(hmax / drop) + 1
+    rise = math.tan(math.radians(sun.elevation_deg))  # ray rise per metre
     low = float(h.min())
-    # best[p] = max over 1 <= k < 2**j of h(p + k d) - k * drop, built by doubling.
-    best = _shift(h, round(dr), round(dc), low) - drop
-    span = 1
-    while span < n_steps:
-        moved = _shift(best, round(dr * span), round(dc * span), low) - drop * span
-        np.maximum(best, moved, out=best)
-        span *= 2
-    clearance = best - h
-    return np.clip(clearance / softness_m + 0.5, 0.0, 1.0).astype(np.float32)
+
+    def blocked(tops: np.ndarray) -> np.ndarray:
+        # best[p] = max over k of tops(p + k d) - rise * dist(k): above the ray where > h(p)
+        best = _march(tops, sun, gsd, -rise, hmax, low)
+        return np.asarray(np.clip((best - h) / softness_m + 0.5, 0.0, 1.0), dtype=np.float32)
+
+    if floor is None or not (floor > 0).any():
+        return blocked(h)
+    bodies = floor > 0
+    shadow = blocked(np.where(bodies, low, h).astype(np.float32))
+    by_bodies = blocked(np.where(bodies, h, low).astype(np.float32))
+    # the ray passes under every body it meets when, where it leaves the last one, it is
+    # still below that body's underside: max over bodies of (rise * dist - floor) < -h(p)
+    far = np.where(bodies, -floor, np.float32(-1e6)).astype(np.float32)
+    exit_over = _march(far, sun, gsd, rise, hmax, -1e6) + h
+    under = np.clip(-exit_over / softness_m + 0.5, 0.0, 1.0)
+    return np.asarray(np.maximum(shadow, by_bodies * (1.0 - under)), dtype=np.float32)

@@ -13,6 +13,7 @@ import numpy as np
 from shapely.geometry import LineString
 
 from railwatch.classes import CarClass
+from railwatch.simulate.fleet import Stock
 from railwatch.simulate.stock import Car, PlacedCar, random_car
 
 __all__ = ["place_string", "random_consist", "string_length"]
@@ -28,8 +29,13 @@ def random_consist(
     *,
     block: bool | None = None,
     head_locos: int | None = None,
+    stock: Stock = Stock.RUSSIAN_1520,
+    length_m: tuple[float, float] | None = None,
 ) -> list[Car]:
-    """``n`` cars: a block train of one class (shared paint) or a mixed train, maybe with locos."""
+    """``n`` cars: a block train of one class (shared paint) or a mixed train, maybe with locos.
+
+    ``stock`` and ``length_m`` are passed to :func:`~railwatch.simulate.stock.random_car`.
+    """
     if n <= 0:
         return []
     if block is None:
@@ -39,22 +45,23 @@ def random_consist(
     cars: list[Car] = []
     loco_color = None
     for _ in range(min(head_locos, n)):
-        loco = random_car(CarClass.LOCOMOTIVE, rng, base_color=loco_color)
+        loco = random_car(CarClass.LOCOMOTIVE, rng, base_color=loco_color, stock=stock)
         loco_color = np.asarray(loco.look.color)
         cars.append(loco)
     p = CONSIST_WEIGHTS / CONSIST_WEIGHTS.sum()
     if block:
         cls = CarClass.from_index(int(rng.choice(5, p=p)))
-        first = random_car(cls, rng)
+        first = random_car(cls, rng, stock=stock, length_m=length_m)
         base = np.asarray(first.look.color)
         cars.append(first)
         while len(cars) < n:
             odd = rng.random() < 0.2
-            cars.append(random_car(cls, rng, base_color=None if odd else base))
+            cars.append(random_car(cls, rng, base_color=None if odd else base, stock=stock,
+                                   length_m=length_m))
     else:
         while len(cars) < n:
             cls = CarClass.from_index(int(rng.choice(5, p=p)))
-            cars.append(random_car(cls, rng))
+            cars.append(random_car(cls, rng, stock=stock, length_m=length_m))
     return cars
 
 

@@ -21,17 +21,16 @@ from shapely.geometry.base import BaseGeometry
 
 from railwatch.simulate.canvas import Canvas
 from railwatch.simulate.ground import (
+    Building,
     Palette,
-    paint_ballast,
     paint_box,
     paint_landcover,
-    paint_rails,
     paint_surface,
     paint_trees,
 )
 from railwatch.simulate.stock import PlacedCar, paint_car
 from railwatch.simulate.sun import Sun
-from railwatch.simulate.yard import Building
+from railwatch.simulate.track import paint_beds, paint_rails, site_track_look
 from railwatch.site import Site
 
 __all__ = ["DECK_HEIGHT_M", "SiteWorld", "build_world", "paint_world"]
@@ -293,18 +292,16 @@ def paint_world(
     if _near(world.gravel, view):
         paint_surface(canvas, world.gravel.intersection(view), palette.gravel, ws + 21,
                       cell_m=2.5, amount=0.07, grain=0.08)
-    lines = [t.intersection(view.buffer(10)) for t in world.tracks.values() if _near(t, view)]
-    lines = [ln for ln in lines if isinstance(ln, LineString) and not ln.is_empty] + [
-        g for ln in lines if isinstance(ln, MultiLineString) for g in ln.geoms
-    ]
-    paint_ballast(canvas, lines, palette, ws + 41)
+    tracks = list(world.tracks.values())  # whole lines: sleepers are anchored to their starts
+    look = site_track_look(palette, ws)
+    paint_beds(canvas, tracks, look, ws + 41)
     on_deck = _near(world.deck, view)
     if on_deck:
         for pier in world.piers:
             canvas.paint(canvas.coverage(pier), (0.55, 0.54, 0.50))
         canvas.paint(canvas.coverage(world.deck), (0.30, 0.29, 0.28))
         _bridge_shadows(canvas, world, sun, cars, view)
-    paint_rails(canvas, lines, shine=0.3)
+    paint_rails(canvas, tracks, look)
     east, north = sun.toward
     el = math.radians(sun.elevation_deg)
     toward = (east * math.cos(el), north * math.cos(el), math.sin(el))
