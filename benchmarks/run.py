@@ -26,16 +26,18 @@ import bench_limit
 import bench_pipeline
 import bench_runtimes
 import bench_scaling
+import bench_shift
 from common import PROFILES, REPO, Profile, machine, write_json
 
 from railwatch.detect.manifest import ModelManifest, default_model_dir
 
-BENCHMARKS = ("pipeline", "runtimes", "scaling", "accuracy", "limit")
+BENCHMARKS = ("pipeline", "runtimes", "scaling", "accuracy", "limit", "shift")
 MARKDOWN: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "pipeline": bench_pipeline.markdown,
     "runtimes": bench_runtimes.markdown,
     "scaling": bench_scaling.markdown,
     "accuracy": bench_accuracy.markdown,
+    "shift": bench_shift.markdown,
     "limit": bench_limit.markdown,
 }
 
@@ -73,6 +75,8 @@ def _run_one(name: str, profile: Profile, model: Path, work: Path, done: Mapping
         return result
     if name == "accuracy":
         return bench_accuracy.run(profile, model, work)
+    if name == "shift":
+        return bench_shift.run(profile, model, work)
     return bench_limit.run(profile, model, work, done.get("pipeline", earlier), done.get("runtimes"))
 
 

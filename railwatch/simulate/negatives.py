@@ -147,17 +147,21 @@ def hard_negatives(
     half: float,
     blocked: BaseGeometry,
     rate: float = 1.0,
+    cars: BaseGeometry | None = None,
 ) -> tuple[Negatives, BaseGeometry]:
     """Lay out hard negatives near a group of tracks; returns them and the grown ``blocked`` area.
 
     ``edges`` are the group's outer tracks with the sign (+1 left, -1 right) of their outer
-    side; ``empty_tracks`` tracks with no car in view; ``rate`` scales how often each appears.
+    side; ``empty_tracks`` tracks with no car in view; ``rate`` scales how often each appears;
+    ``cars`` the footprints of the cars, which nothing may overlap.
     """
+    cars = (cars if cars is not None else Polygon()).buffer(0.3)
     platforms: list[Platform] = []
     bands: list[ShadowBand] = []
     boxes: list[Building] = []
-    for track in empty_tracks:
-        if rng.random() < 0.25 * rate:
+    picks = rng.permutation(len(empty_tracks))[: int(rng.integers(0, 3))]
+    for track in (empty_tracks[int(i)] for i in picks):  # up to two bands a scene
+        if rng.random() < 0.6 * rate:
             s_mid = track.project(Point(0.0, 0.0))
             length = float(rng.uniform(25.0, 3 * half))
             s0 = float(max(0.0, s_mid + rng.uniform(-half, half) - length / 2))
@@ -174,7 +178,9 @@ def hard_negatives(
                 length = float(rng.uniform(40.0, 300.0))
                 strip = substring(line, max(0.0, s - length / 2), min(line.length, s + length / 2))
                 outline = strip.buffer(width / 2, cap_style="flat")
-                if isinstance(outline, Polygon) and _free(outline, blocked):
+                room = edge.buffer(3.2, cap_style="flat")  # its own track's room is the platform's
+                beside = blocked.difference(room).union(cars)
+                if isinstance(outline, Polygon) and _free(outline, beside):
                     grey = float(rng.uniform(0.28, 0.72))
                     rim = strip.offset_curve(-side * (width / 2 - 0.8))
                     platforms.append(Platform(outline, float(rng.uniform(0.55, 0.95)),

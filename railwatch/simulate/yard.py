@@ -299,8 +299,12 @@ def random_yard(
     catenary = Catenary.empty()
     if tracks and rng.random() < style.electrified:
         catenary = catenary_rows(rng, group.lanes, tracks, portal=0.4 if len(tracks) >= 4 else 0.0)
-    empty_tracks = [t for k, t in enumerate(tracks) if k not in used]
-    negatives, blocked = hard_negatives(rng, group.edges, empty_tracks, half, blocked, style.negatives)
+    centres = shapely.points([c.centre for c in cars]) if cars else None
+    empty_tracks = [t for k, t in enumerate(tracks)  # no car on it, nor on a switch joining it
+                    if k not in used and (centres is None or shapely.distance(t, centres).min() > 1.0)]
+    bodies = shapely.union_all([c.polygon for c in cars]) if cars else Polygon()
+    negatives, blocked = hard_negatives(rng, group.edges, empty_tracks, half, blocked, style.negatives,
+                                        bodies)
     fields, roads, trucks, buildings, tree_xy, blocked = _surroundings(rng, half, tracks, corridor, blocked)
     buildings += _clutter(rng, half, blocked, corridor)
     poles = np.zeros((0, 2))
