@@ -47,7 +47,10 @@ def simulate(n: int, out: Path, gsd: float, chip: int, seed: int, val_fraction: 
 @dataset.command("from-labels")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Car polygons (GeoJSON, EPSG:4326) with property 'class'.")
+              help="Car polygons (GeoJSON, EPSG:4326): a detections.geojson written by `railwatch "
+                   "count`/`detect` and corrected in QGIS, or polygons digitised from scratch. "
+                   "Property 'class' (missing or 'rail_car': kind unknown) and 'scene' (the image "
+                   "the car belongs to) are read.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Dataset folder (ultralytics layout + data.yaml).")
 @click.option("--gsd", type=click.FloatRange(min=0.05, max=2.0), default=0.3, show_default=True,
@@ -56,8 +59,27 @@ def simulate(n: int, out: Path, gsd: float, chip: int, seed: int, val_fraction: 
               help="Chip side in pixels: the model's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, chip: int, seed: int) -> None:
-    """Training chips from labelled GeoTIFFs: IMAGES plus car polygons digitised e.g. in QGIS."""
+    """Training chips from labelled GeoTIFFs: IMAGES plus car polygons, e.g. corrected in QGIS.
+
+    Feed back the corrected detections.geojson as it is: delete the false boxes, draw the
+    missed cars (a class if you know it; leave it empty otherwise). Cars of unknown kind are
+    written with class index 5: a one-class finder trains on them, a class dataset skips them.
+    """
+    import yaml
+
     from railwatch.training.labels import export_from_labels
 
     yml = export_from_labels(list(images), labels, out, gsd=gsd, chip=chip, seed=seed)
-    click.echo(f"wrote {yml}; train with: railwatch train --data {out} --from models --out NEW_MODEL")
+    doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
+    chips, unknown = doc["chips"], doc["unknown_kind"]
+    click.echo(f"wrote {chips['train']} training and {chips['val']} validation chips: {yml}")
+    if unknown["cars"]:
+        click.echo(
+            f"{unknown['cars']} cars of unknown kind (class missing or rail_car) are class "
+            f"{unknown['class']} in {unknown['chips']} chips: they train the finder only (a one-class "
+            "finder, ultralytics single_cls); a five-class training drops those chips and the namer "
+            "leaves those cars out"
+        )
+    if doc["not_given"]:
+        click.echo(f"{doc['not_given']} labelled cars name an image that was not given; they were not used")
+    click.echo(f"train with: railwatch train --stage finder --data {out} --from models --out NEW_MODEL")

@@ -120,8 +120,9 @@ def chip_crops(
     boxes: list[np.ndarray] = []
     labels: list[int] = []
     tags: list[int] = []
-    half = chip * gsd / 2
-    placed = np.array([[(c.centre[0] + half) / gsd, (half - c.centre[1]) / gsd] for c in rendered.cars])
+    metres = gsd * rendered.scale  # per chip pixel (the chip's scale jitter)
+    half = chip * metres / 2
+    placed = np.array([[(c.centre[0] + half) / metres, (half - c.centre[1]) / metres] for c in rendered.cars])
     cars_px = [lab.corners * chip for lab in rendered.labels]
     car_polys = [Polygon(c) for c in cars_px]
     edge = _EDGE_M / gsd

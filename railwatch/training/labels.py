@@ -1,16 +1,35 @@
 """Training chips from an analyst's labelled imagery: GeoTIFFs plus car polygons.
 
-The labels are a GeoJSON FeatureCollection in EPSG:4326 (as digitised in QGIS), one Polygon
-per car with ``properties.class`` one of railwatch's classes. Each image is warped onto a
-local UTM grid at the model's ground sample distance (the same loader as counting, so the
-chips look like what the detector will see) and cut into overlapping chips with YOLO-OBB
-labels. Chips with no car are kept at a small rate as negatives.
+The labels are a GeoJSON FeatureCollection in EPSG:4326, one Polygon per car, either
+
+- ``detections.geojson`` exactly as ``railwatch count`` / ``railwatch detect`` wrote it, after
+  the analyst deleted the false boxes and drew the missed cars in QGIS (properties ``scene``,
+  ``acquired``, ``class``, ``confidence``, ``zone``, ``class_confidence`` — only ``scene``
+  and ``class`` are read), or
+- plain polygons digitised from scratch (any properties, or none; MultiPolygons are read
+  part by part; a legacy ``crs`` member other than lon/lat is transformed).
+
+``properties.class`` names the car's kind. A car whose kind is unknown — ``class`` missing,
+null, empty, ``rail_car`` or ``unknown`` — still marks where a car is: it is written with the
+class index :data:`UNKNOWN_KIND` (one past railwatch's classes). A one-class finder trained
+with ``single_cls`` uses it like any car; a class dataset skips it: ultralytics drops a chip
+whose label exceeds the class count of a five-class ``data.yaml``, and the namer's crop
+reader leaves such cars out. ``properties.scene`` (an image file name), when the image is
+among those given, ties a car to that image only (one file may hold several dates of a
+place); a car naming an image not given is not used; a car without a scene is used on every
+image it lies on (or, when every car that names a scene names the same one, on that one).
+
+Each image is warped onto a local UTM grid at the model's ground sample distance (the same
+loader as counting, so the chips look like what the detector will see) and cut into
+overlapping chips with YOLO-OBB labels. Chips with no car are kept at a small rate as
+negatives. Label every car in the area you correct: an unlabelled car teaches "no car here".
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +37,9 @@ from pathlib import Path
 import numpy as np
 import shapely
 import yaml
+from pyproj import CRS, Transformer
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
 from railwatch.classes import CLASS_NAMES, CLASSES
 from railwatch.detect.chipplan import CAR_OVERLAP_M, axis_starts
@@ -28,40 +49,101 @@ from railwatch.imagery.scene import footprint_lonlat, open_scene, read_tiles
 from railwatch.imagery.tile import PixelWindow
 from railwatch.site import site_for_footprint
 
-__all__ = ["LabelledCar", "chip_labels", "export_from_labels", "read_labels"]
+__all__ = [
+    "UNKNOWN_KIND",
+    "UNKNOWN_NAMES",
+    "LabelledCar",
+    "chip_labels",
+    "export_from_labels",
+    "read_labels",
+]
 
 #: A car cut by a chip edge is labelled when at least this fraction of it is inside.
 MIN_INSIDE = 0.5
+#: Class index written for a car of unknown kind: one past railwatch's classes.
+UNKNOWN_KIND = len(CLASSES)
+#: ``class`` values that mean "a rail car, kind unknown" (besides a missing or null class).
+UNKNOWN_NAMES = ("", "rail_car", "railcar", "car", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
 class LabelledCar:
-    """One labelled car: its polygon (EPSG:4326) and class index."""
+    """One labelled car: its polygon (EPSG:4326), class index (``None``: kind unknown) and the
+    image file it belongs to (``None``: any image it lies on)."""
 
     polygon: shapely.Polygon
-    class_id: int
+    class_id: int | None
+    scene: str | None = None
+
+
+def _crs_of(doc: dict[str, object], path: Path) -> CRS | None:
+    """The legacy GeoJSON ``crs`` member, or None for lon/lat."""
+    crs = doc.get("crs")
+    if not isinstance(crs, dict):
+        return None
+    props = crs.get("properties")
+    name = props.get("name") if isinstance(props, dict) else None
+    if not isinstance(name, str):
+        return None
+    if re.search(r"CRS84|EPSG::?4326$", name, re.IGNORECASE):
+        return None
+    try:
+        return CRS.from_user_input(name)
+    except Exception as exc:  # pyproj raises its own CRSError
+        raise RailwatchError(f"{path}: unknown crs {name!r}; save the layer as GeoJSON in EPSG:4326") from exc
+
+
+def _reprojected(geom: BaseGeometry, transformer: Transformer) -> BaseGeometry:
+    def move(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+    return shapely.transform(geom, move)
 
 
 def read_labels(path: Path) -> list[LabelledCar]:
-    """Car polygons with a ``class`` property; refuses unknown classes with the feature's index."""
+    """Car polygons as written by ``railwatch count``/``detect`` or digitised from scratch.
+
+    Refuses, naming the feature, a class that is neither railwatch's nor an unknown-kind
+    marker, and a geometry that is not a (Multi)Polygon.
+    """
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RailwatchError(f"{path}: not a readable GeoJSON file ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise RailwatchError(f"{path}: not a GeoJSON FeatureCollection")
+    crs = _crs_of(doc, Path(path))
+    to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True) if crs is not None else None
     cars = []
     for i, feature in enumerate(doc.get("features") or []):
-        cls = (feature.get("properties") or {}).get("class")
-        if cls not in CLASSES:
+        props = (feature.get("properties") if isinstance(feature, dict) else None) or {}
+        cls = props.get("class")
+        if cls is None or (isinstance(cls, str) and cls.strip().lower() in UNKNOWN_NAMES):
+            class_id: int | None = None
+        elif cls in CLASSES:
+            class_id = CLASSES.index(cls)
+        else:
             raise RailwatchError(
-                f"{path}: feature {i} has class {cls!r}; use one of {', '.join(CLASSES)}"
+                f"{path}: feature {i} has class {cls!r}; use one of {', '.join(CLASSES)}, or leave "
+                "it empty (or 'rail_car') for a car of unknown kind"
             )
+        scene = props.get("scene")
         try:
             geom = shape(feature["geometry"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RailwatchError(f"{path}: feature {i} has no readable geometry") from exc
-        if geom.geom_type != "Polygon" or geom.is_empty:
-            raise RailwatchError(f"{path}: feature {i} is a {geom.geom_type}; draw each car as a Polygon")
-        cars.append(LabelledCar(geom, CLASSES.index(cls)))
+        if to_lonlat is not None:
+            geom = _reprojected(geom, to_lonlat)
+        parts = list(getattr(geom, "geoms", [geom])) if geom.geom_type == "MultiPolygon" else [geom]
+        for part in parts:
+            if part.geom_type != "Polygon" or part.is_empty:
+                raise RailwatchError(f"{path}: feature {i} is a {geom.geom_type}; draw each car as a Polygon")
+            x0, y0, x1, y1 = part.bounds
+            if min(x0, y0) < -180 or x1 > 180 or y1 > 90 or y0 < -90:
+                raise RailwatchError(
+                    f"{path}: feature {i} is not in lon/lat; save the layer as GeoJSON in EPSG:4326"
+                )
+            cars.append(LabelledCar(part, class_id, str(scene) if scene else None))
     return cars
 
 
@@ -87,6 +169,14 @@ def chip_labels(corners_px: np.ndarray, class_id: np.ndarray, size: int) -> list
     return lines
 
 
+def _for_image(cars: Sequence[LabelledCar], name: str, given: set[str]) -> list[int]:
+    """Indices of the cars that label image ``name`` (see the module docstring)."""
+    named = {c.scene for c in cars if c.scene is not None and c.scene in given}
+    sole = next(iter(named)) if len(named) == 1 else None
+    return [j for j, c in enumerate(cars)
+            if c.scene == name or (c.scene is None and (sole is None or sole == name))]
+
+
 def export_from_labels(
     images: Sequence[Path],
     labels: Path,
@@ -100,7 +190,9 @@ def export_from_labels(
     """Write chips and labels under ``out`` (ultralytics layout) and return ``out/data.yaml``.
 
     With several images, whole images go to validation (no leakage between neighbouring,
-    overlapping chips); with one, every fifth chip does.
+    overlapping chips); with one, every fifth chip does. Cars of unknown kind are written
+    with class :data:`UNKNOWN_KIND`; ``data.yaml`` says how many (key ``unknown_kind``) and
+    how many labelled cars named an image that was not given (``not_given``).
     """
     import cv2
 
@@ -113,19 +205,23 @@ def export_from_labels(
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     n_val_images = max(1, round(len(images) * val_fraction)) if len(images) > 1 else 0
     val_images = set(rng.permutation(len(images))[:n_val_images].tolist())
+    given = {Path(p).name for p in images}
     written = {"train": 0, "val": 0}
     used_cars = 0
+    unknown = {"cars": 0, "chips": 0}
     for i, image in enumerate(images):
         image = Path(image)
         site = site_for_footprint(image.stem, footprint_lonlat(image))
         scene = open_scene(image, site.crs, site.aoi_local)
         grid = SiteGrid.covering(scene.footprint, site.crs, gsd)
-        polys = [site.to_local(c.polygon) for c in cars]
-        here = [j for j, p in enumerate(polys) if p.intersects(scene.footprint)]
+        mine = _for_image(cars, image.name, given)
+        polys: list[BaseGeometry] = [site.to_local(cars[j].polygon) for j in mine]
+        here = [k for k, p in enumerate(polys) if p.intersects(scene.footprint)]
         used_cars += len(here)
-        world = np.array([np.asarray(polys[j].minimum_rotated_rectangle.exterior.coords)[:4]
-                          for j in here]).reshape(-1, 4, 2)
-        klass = np.array([cars[j].class_id for j in here], dtype=np.int64)
+        world = np.array([np.asarray(polys[k].minimum_rotated_rectangle.exterior.coords)[:4]
+                          for k in here]).reshape(-1, 4, 2)
+        klass = np.array([_class_index(cars[mine[k]]) for k in here], dtype=np.int64)
+        unknown["cars"] += int((klass == UNKNOWN_KIND).sum())
         overlap = min(chip - 1, math.ceil(CAR_OVERLAP_M / gsd))
         windows = [
             GridWindow(PixelWindow(r, c, min(chip, grid.rows - r), min(chip, grid.cols - c)),
@@ -140,6 +236,7 @@ def export_from_labels(
             lines = chip_labels(px, klass, chip)
             if not lines and rng.random() > negative_rate:
                 continue
+            unknown["chips"] += any(line.split()[0] == str(UNKNOWN_KIND) for line in lines)
             split = "val" if (i in val_images or (len(images) == 1 and n % 5 == 4)) else "train"
             rgb = np.full((chip, chip, 3), 114, np.uint8)
             rows, cols = tile.shape
@@ -150,7 +247,8 @@ def export_from_labels(
             written[split] += 1
     if used_cars == 0:
         raise RailwatchError(
-            f"{labels}: none of the labelled cars lies on the images; are they in EPSG:4326?"
+            f"{labels}: none of the labelled cars lies on the images; are they in EPSG:4326, and "
+            "does their `scene` property name one of the images?"
         )
     if written["val"] == 0:
         raise RailwatchError("no validation chips were written; label more imagery")
@@ -161,7 +259,18 @@ def export_from_labels(
         "names": dict(enumerate(CLASS_NAMES)),
         "gsd": gsd,
         "source": {"images": [str(p) for p in images], "labels": str(labels)},
+        "chips": dict(written),
+        "unknown_kind": {
+            "class": UNKNOWN_KIND, **unknown,
+            "note": "cars of unknown kind (class missing or rail_car) train a one-class finder "
+                    "(ultralytics single_cls) only; a five-class training drops these chips and the "
+                    "namer leaves these cars out",
+        },
+        "not_given": sum(1 for c in cars if c.scene is not None and c.scene not in given),
     }
     (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return out / "data.yaml"
 
+
+def _class_index(car: LabelledCar) -> int:
+    return UNKNOWN_KIND if car.class_id is None else car.class_id
