@@ -287,7 +287,7 @@ def render_scene(
             canvas = Canvas(window)
             block_seed = spec.seed * 7919 + r0 * 31 + c0
             paint_world(canvas, world, palette, sun, cars, block_seed, lean=lean)
-            radiance = illuminate(canvas, sun, ambient=0.28 + 0.4 * spec.haze)
+            radiance = illuminate(canvas, sun, ambient=0.4 + 0.4 * spec.haze)  # shadow ~ half the sunlit ground
             if threshold < 50:
                 clouds = _clouds(window, spec, sun, threshold)
                 radiance = apply_clouds(radiance, clouds, window, spec.seed)
