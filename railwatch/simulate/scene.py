@@ -287,7 +287,8 @@ def render_scene(
             canvas = Canvas(window)
             block_seed = spec.seed * 7919 + r0 * 31 + c0
             paint_world(canvas, world, palette, sun, cars, block_seed, lean=lean)
-            radiance = illuminate(canvas, sun, ambient=0.4 + 0.4 * spec.haze)  # shadow ~ half the sunlit ground
+            # sky light: a shadow is about half as bright as the sunlit ground (DOMAIN.md)
+            radiance = illuminate(canvas, sun, ambient=0.4 + 0.4 * spec.haze)
             if threshold < 50:
                 clouds = _clouds(window, spec, sun, threshold)
                 radiance = apply_clouds(radiance, clouds, window, spec.seed)
