@@ -38,13 +38,27 @@ from railwatch.simulate.sun import Sun
 from railwatch.simulate.yard import YardStyle, paint_yard, random_yard
 from railwatch.site import utm_crs_for
 
-__all__ = ["RenderedYard", "YardScene", "render_yard_scene", "write_yard_scene"]
+__all__ = [
+    "EUROPEAN_YARD",
+    "SIDINGS_1520",
+    "TUMANGANG",
+    "RenderedYard",
+    "YardScene",
+    "render_yard_scene",
+    "truth_features",
+    "write_yard_scene",
+]
 
 #: Metres rendered beyond the scene's edges, so that shadows and blur at the edge are right.
 MARGIN_M = 15.0
 
 #: A European marshalling yard of 15–25 tracks, 35 % of them occupied.
 EUROPEAN_YARD = YardStyle(Stock.EUROPEAN, (15, 25), 0.35, None, 0.7, (0.0, 0.05), 1.0, 0.1, 0.0)
+#: Sidings of 1520 mm stock like Tumangang's or Khasan's: 4–8 tracks, most occupied, no catenary
+#: (use ``place=TUMANGANG`` for the site's UTM zone and latitude).
+SIDINGS_1520 = YardStyle(Stock.RUSSIAN_1520, (4, 8), 0.6, None, 0.0, (0.0, 0.0), 1.0, 0.2, 0.0)
+#: Lon, lat of Tumangang station (DOMAIN.md).
+TUMANGANG = (130.6081, 42.4214)
 
 
 @dataclass(frozen=True, slots=True)
