@@ -122,7 +122,7 @@ def run(profile: Profile, model: Path, work: Path) -> dict[str, object]:
                 truth.unlink()
             found = obs.detections
             true = np.array([c.corners() for c in scene.cars]).reshape(-1, 4, 2)
-            cls = np.array([c.car.cls.index for c in scene.cars], dtype=np.int64)
+            cls = np.array([c.car.cls.class_id for c in scene.cars], dtype=np.int64)
             evals.append(score(f"seed {seed}", found.corners, found.class_id, found.confidence, true, cls))
             loose.append(score(f"seed {seed}", found.corners, found.class_id, found.confidence, true, cls,
                                iou=0.3))

@@ -83,7 +83,7 @@ def _on_a_car(box: np.ndarray, cars: np.ndarray) -> float:
 def test_corrected_detections_round_trip_into_a_training_set(tmp_path):
     scene, path = _scene(tmp_path, 11, "yard_20240910.tif")
     truth = np.array([c.corners() for c in scene.cars])
-    classes = np.array([c.car.cls.index for c in scene.cars])
+    classes = np.array([c.car.cls.class_id for c in scene.cars])
     assert len(truth) >= 10
     missed = [0, 3, 6, 9]  # the detector missed these four ...
     kept = [k for k in range(len(truth)) if k not in missed]
@@ -170,7 +170,7 @@ def test_scene_property_ties_labels_to_their_image(tmp_path):
     b, path_b = _scene(tmp_path, 12, "yard_b_20240917.tif")  # the same place a week later
     feats = [f for s, p in ((a, path_a), (b, path_b))
              for f in _detections(s, p, np.array([c.corners() for c in s.cars]),
-                                  np.array([c.car.cls.index for c in s.cars]))]
+                                  np.array([c.car.cls.class_id for c in s.cars]))]
     other = dict(feats[0], properties={**feats[0]["properties"], "scene": "yard_c_20240924.tif"})
     labels = tmp_path / "two.geojson"
     labels.write_text(json.dumps({"type": "FeatureCollection", "features": [*feats, other]}))
