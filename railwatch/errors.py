@@ -9,6 +9,7 @@ line, never a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "BadSidecarError",
     "BadSiteError",
     "ModelError",
     "ModelIntegrityError",
@@ -26,9 +27,15 @@ __all__ = [
 class RailwatchError(Exception):
     """Root of all railwatch errors."""
 
+    #: The command line's exit status when this error ends a command: 1, or 2 for a usage
+    #: error (a file named on the command line that cannot be used as what it was given for).
+    exit_code = 1
+
 
 class BadSiteError(RailwatchError, ValueError):
     """A site file is missing, unreadable or geometrically invalid."""
+
+    exit_code = 2
 
 
 class SceneError(RailwatchError):
@@ -61,6 +68,13 @@ class NoOverlapError(SceneError, ValueError):
     """The scene's footprint does not intersect the site's area of interest."""
 
     reason = "no_overlap"
+
+
+class BadSidecarError(SceneError, ValueError):
+    """The STAC item beside the scene (``<stem>.json``) is malformed: bad JSON, or a time that
+    is not one."""
+
+    reason = "bad_sidecar"
 
 
 class NoAcquisitionTimeError(SceneError, ValueError):

@@ -339,10 +339,13 @@ def _acquisition(path: Path, src: rasterio.io.DatasetReader, require_time: bool 
     if found is None and not require_time:
         found = Acquisition(acquisition.NO_TIME, acquisition.TimeSource.NONE, "no acquisition time")
     if found is None:
+        sidecar = acquisition.stac_sidecar(path)
+        stac = (f"the STAC item {sidecar.name} has no properties.datetime: add it"
+                if sidecar.is_file() else "add a STAC item <stem>.json with properties.datetime")
         raise NoAcquisitionTimeError(
             path,
-            "no acquisition time: add a STAC item <stem>.json with properties.datetime, set the "
-            "ACQUISITION_DATETIME tag (gdal_edit.py -mo ACQUISITION_DATETIME=2023-10-05T02:15:00Z), "
+            f"no acquisition time: {stac}, set the ACQUISITION_DATETIME tag "
+            "(gdal_edit.py -mo ACQUISITION_DATETIME=2023-10-05T02:15:00Z), "
             "or put the date in the file name (e.g. scene_20231005.tif)",
         )
     return found
