@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BadSidecarError",
     "BadSiteError",
+    "BlankSceneError",
     "ModelError",
     "ModelIntegrityError",
     "NoAcquisitionTimeError",
@@ -56,6 +57,12 @@ class SceneReadError(SceneError, OSError):
     """The file is not a raster GDAL can read, or it is truncated or corrupt."""
 
     reason = "unreadable"
+
+
+class BlankSceneError(SceneError, ValueError):
+    """The raster holds no image: one value throughout (an empty export, unwritten blocks)."""
+
+    reason = "blank"
 
 
 class NoGeoreferenceError(SceneError, ValueError):

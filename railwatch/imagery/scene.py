@@ -24,6 +24,7 @@ from rasterio.vrt import WarpedVRT
 from shapely.geometry import Polygon
 
 from railwatch.errors import (
+    BlankSceneError,
     NoAcquisitionTimeError,
     NoGeoreferenceError,
     NoOverlapError,
@@ -33,6 +34,7 @@ from railwatch.errors import (
 )
 from railwatch.imagery import acquisition
 from railwatch.imagery.acquisition import Acquisition
+from railwatch.imagery.blank import blank_mask, blank_side_px
 from railwatch.imagery.grid import GridWindow, SiteGrid
 from railwatch.imagery.tile import Tile, pixels_to_map
 
@@ -207,10 +209,13 @@ def read_tiles(
 ) -> Iterator[Tile]:
     """Warp ``windows`` of the scene onto ``grid`` (bilinear) and yield them as tiles.
 
-    Pixels outside the scene, nodata pixels and pixels masked by the raster's alpha band or
-    mask are not valid. Raises :class:`SceneReadError` if the file turns out truncated.
+    Pixels outside the scene, nodata pixels, pixels masked by the raster's alpha band or
+    mask, and pixels with no signal (blank, constant or saturated over a square wider than a
+    car, :mod:`railwatch.imagery.blank`) are not valid. Raises :class:`SceneReadError` if the
+    file turns out truncated.
     """
     indexes = list(scene.bands.rgb)
+    blank_side = blank_side_px(grid.gsd)
     try:
         with rasterio.open(scene.path) as src:
             options: dict[str, object] = {
@@ -237,9 +242,10 @@ def read_tiles(
                         valid = vrt.read(alpha, window=win) > 0
                     else:
                         valid = vrt.read_masks(indexes[0], window=win) > 0
+                    array = scene.stretch.apply(data)
                     yield Tile(
-                        array=scene.stretch.apply(data),
-                        valid=valid,
+                        array=array,
+                        valid=valid & ~blank_mask(array, blank_side),
                         transform=grid.window_transform(w),
                         crs=grid.crs,
                         acquired=scene.acquisition.time,
@@ -352,7 +358,9 @@ def _acquisition(path: Path, src: rasterio.io.DatasetReader, require_time: bool 
 
 
 def _stretch(path: Path, src: rasterio.io.DatasetReader, bands: BandLayout) -> Stretch:
-    """Robust per-scene stretch from an overview; also proves the file's pixels can be read."""
+    """Robust per-scene stretch from an overview; also proves the file's pixels can be read,
+    and that they hold an image (not one value throughout: an empty export or a file whose
+    blocks were never written)."""
     scale = max(src.width, src.height) / OVERVIEW_SIDE
     shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale))) if scale > 1 else (
         src.height,
@@ -364,15 +372,26 @@ def _stretch(path: Path, src: rasterio.io.DatasetReader, bands: BandLayout) -> S
         raise SceneReadError(
             path, f"could not read pixels ({_first_line(exc)}); the file may be truncated or corrupt"
         ) from exc
+    values = []
+    for band in data:
+        v = band.compressed() if np.ma.isMaskedArray(band) else band.ravel()
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            raise SceneReadError(path, "holds no valid pixels (all nodata)")
+        values.append(v)
+    lows = [float(v.min()) for v in values]
+    if all(float(v.max()) == lo for v, lo in zip(values, lows, strict=True)):
+        what = f"{lows[0]:g}" if len(set(lows)) == 1 else "the same value"
+        raise BlankSceneError(
+            path,
+            f"holds no image: every pixel is {what} in every band (an empty export, or a file "
+            "whose blocks were never written); export the scene again",
+        )
     if src.dtypes[0] == "uint8":
         return Stretch.identity()
     low, high = [], []
-    for band in data:
-        values = band.compressed() if np.ma.isMaskedArray(band) else band.ravel()
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            raise SceneReadError(path, "holds no valid pixels (all nodata)")
-        lo, hi = np.percentile(values, STRETCH_PERCENTILES)
+    for v in values:
+        lo, hi = np.percentile(v, STRETCH_PERCENTILES)
         if hi <= lo:
             hi = lo + 1.0
         low.append(float(lo))
