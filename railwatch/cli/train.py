@@ -56,6 +56,9 @@ RECIPE_FILE = "train_command.json"
 @click.option("--device", default=None, help="'cpu', '0' for the first GPU (default: a GPU if present).")
 @click.option("--background", is_flag=True, help="Run detached; follow OUT/train.log.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint.")
+@click.option("--trust-model", is_flag=True,
+              help="Load a --from model or a checkpoint to resume whose sha256 nothing vouches "
+                   "for (a .pt file is a pickle: loading it runs code).")
 def train(
     out: Path,
     datasets: tuple[Path, ...],
@@ -83,7 +86,10 @@ def train(
     write a model folder with its manifest.
 
     Progress and an ETA are printed each epoch. A finder run killed at any point continues
-    with `railwatch train --out OUT --resume`; the namer trains in minutes and is rerun.
+    with `railwatch train --out OUT --resume`; the namer trains in minutes and is rerun. A
+    --from model is loaded only if its manifest's sha256 matches or it loads as weights only; a
+    checkpoint to resume only if it is the one the run recorded (or loads as weights only);
+    otherwise pass --trust-model.
     """
     from railwatch.training.fit import SETTINGS_FILE, TrainSettings, train_model
 
@@ -142,6 +148,7 @@ def train(
         settings, resume=resume, progress=lambda m: click.echo(m, err=True),
         command=str(recipe["command"]),
         extra_training={k: v for k, v in recipe.items() if k != "command"},
+        trust_model=trust_model,
     )
     accuracy = manifest.accuracy
     any_class = accuracy.get("any_class", {})

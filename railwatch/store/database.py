@@ -173,6 +173,9 @@ class ModelRecord:
             parsed = ErrorMatrix.from_json(matrix) if isinstance(matrix, dict) else None
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{manifest.folder}/manifest.json: malformed error matrix ({exc})") from exc
+        if sha256 != manifest.sha256:  # a changed file, trusted: its accuracy was never measured
+            return cls.unmeasured(sha256, f"{manifest.name} (sha256 {sha256[:12]}…, not the "
+                                          "manifest's: a changed file loaded with --trust-model)")
         return cls(sha256, manifest.name, manifest.class_metrics(), parsed)
 
 
