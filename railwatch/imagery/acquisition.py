@@ -114,8 +114,14 @@ def parse_datetime(text: str) -> datetime | None:
         return dt.replace(tzinfo=UTC)
     sign = 1 if tz[0] == "+" else -1
     digits = tz[1:].replace(":", "")
-    offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-    return dt.replace(tzinfo=timezone(timedelta(minutes=offset))).astimezone(UTC)
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        return None  # not a UTC offset
+    offset = timedelta(minutes=sign * (hours * 60 + minutes))
+    try:
+        return dt.replace(tzinfo=timezone(offset)).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        return None
 
 
 def stac_sidecar_properties(image: Path) -> dict[str, object]:
