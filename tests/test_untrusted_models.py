@@ -143,3 +143,22 @@ def test_identity_follows_the_bytes_loaded_for_each_stage(tmp_path):
                both.identity({"onnx": "b" * 64, NAMER_FILE: "d" * 64}),
                both.identity({"weights": "d" * 64, NAMER_FILE: "c" * 64})}
     assert genuine not in changed and len(changed) == 2  # finder changed (either file) / namer changed
+
+
+def test_a_run_records_its_checkpoints_and_resumes_from_them_only(tmp_path):
+    from railwatch.training.checkpoint import check_checkpoint, record_checkpoints, recorded_checkpoint
+
+    weights = tmp_path / "run" / "weights"
+    weights.mkdir(parents=True)
+    last = weights / "last.pt"
+    shutil.copyfile(default_model_dir() / "railcar-obb.pt", last)
+    assert recorded_checkpoint(tmp_path / "run", "last.pt") is None
+    record_checkpoints(weights)  # what the on_model_save callback does after each save
+    recorded = recorded_checkpoint(tmp_path / "run", "last.pt")
+    assert recorded == sha256_file(last) and recorded_checkpoint(tmp_path / "run", "best.pt") is None
+    assert check_checkpoint(last, recorded) == recorded
+    marker = tmp_path / "code-ran"
+    _evil_pt(last, marker)  # replaced after it was recorded
+    with pytest.raises(ModelIntegrityError, match="does not match the one recorded"):
+        check_checkpoint(last, recorded)
+    assert not marker.exists()
