@@ -146,3 +146,21 @@ def test_zone_names_with_slashes_stay_inside_out(tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert all(f"]({q})" in report for q in quicklooks)
     assert outputs.check_outputs(out) == []
+
+
+def test_temporaries_of_killed_writers_are_removed_those_of_live_ones_kept(counted):
+    import os
+    import subprocess
+    import sys
+
+    out, count = counted
+    assert count().exit_code == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    orphan = out / f".frames.csv.{dead}.tmp"  # a writer killed by kill -9 mid-write
+    live = out / f".weekly.csv.{os.getppid()}.tmp"  # another writer, still at work
+    orphan.write_text("scene,acq")
+    live.write_text("week")
+    assert count().exit_code == 0
+    assert not orphan.exists() and live.exists()
+    assert outputs.check_outputs(out) == []

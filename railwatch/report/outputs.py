@@ -156,6 +156,7 @@ def write_report(
     """
     s = settings or ReportSettings()
     out.mkdir(parents=True, exist_ok=True)
+    _remove_orphaned_temporaries(out)
     previous = _listed_files(out)
     (out / RUN_FILE).unlink(missing_ok=True)
     _fsync_dir(out)
@@ -249,6 +250,24 @@ def _write_atomic(out: Path, name: str, write: Callable[[Path], object]) -> None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>[^/]+)\.(?P<pid>\d+)\.tmp$")
+
+
+def _remove_orphaned_temporaries(out: Path) -> None:
+    """Temporary files of writers killed mid-write (their process is gone); a live writer's
+    (two ``count`` runs on one folder) are left alone."""
+    for path in out.iterdir():
+        m = _TEMPORARY.match(path.name)
+        if m is None or not path.is_file():
+            continue
+        try:
+            os.kill(int(m.group("pid")), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):
+            continue  # alive under another user, or not a pid
 
 
 def _fsync_dir(folder: Path) -> None:
