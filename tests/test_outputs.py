@@ -164,3 +164,20 @@ def test_temporaries_of_killed_writers_are_removed_those_of_live_ones_kept(count
     assert count().exit_code == 0
     assert not orphan.exists() and live.exists()
     assert outputs.check_outputs(out) == []
+
+
+def test_detect_keeps_zone_named_files_inside_out(tmp_path, monkeypatch):
+    site_path = write_site(tmp_path / "site.geojson", LON, LAT)
+    doc = json.loads(site_path.read_text())
+    doc["features"][2]["properties"]["name"] = "x/../../name"
+    site_path.write_text(json.dumps(doc))
+    site = load_site(site_path)
+    image = write_scene(tmp_path / "scene_20231001.tif", "EPSG:32652", LON, LAT).path
+    det = FakeDetector(site.crs, yard_cars(site))
+    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda **kw: det)
+    out = tmp_path / "a" / "b" / "out"
+    result = CliRunner().invoke(main, ["detect", str(image), "--site", str(site_path),
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    pngs = sorted(p.relative_to(tmp_path).parts for p in tmp_path.rglob("*.png"))
+    assert len(pngs) == 1 and pngs[0][:3] == ("a", "b", "out") and len(pngs[0]) == 4, pngs
