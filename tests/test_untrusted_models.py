@@ -39,8 +39,11 @@ def _evil_pt(path: Path, marker: Path) -> Path:
 def test_train_from_an_unverified_pt_is_refused_before_it_is_unpickled(tmp_path):
     marker = tmp_path / "code-ran"
     evil = _evil_pt(tmp_path / "evil.pt", marker)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data.yaml").write_text("train: images/train\nval: images/val\ngsd: 0.3\n")
     result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m"), "--data",
-                                       str(tmp_path / "data"), "--from", str(evil), "--epochs", "1"])
+                                       str(data), "--from", str(evil), "--epochs", "1"])
     assert not marker.exists(), "the crafted checkpoint was unpickled"
     assert result.exit_code == 1, result.output + result.stderr
     assert "evil.pt" in result.stderr and "--trust-model" in result.stderr
@@ -162,3 +165,14 @@ def test_a_run_records_its_checkpoints_and_resumes_from_them_only(tmp_path):
     with pytest.raises(ModelIntegrityError, match="does not match the one recorded"):
         check_checkpoint(last, recorded)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [None, "[1, 2]", "train: [", "gsd: fine"])
+def test_a_data_folder_without_a_dataset_yaml_is_a_usage_error(tmp_path, content):
+    data = tmp_path / "data"
+    data.mkdir()
+    if content is not None:
+        (data / "data.yaml").write_text(content)
+    result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m"), "--data", str(data)])
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "railwatch dataset" in result.stderr and "Traceback" not in result.stderr
