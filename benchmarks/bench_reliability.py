@@ -7,9 +7,10 @@ Run from the repository root::
 1. **kill -9 trials.** A reference `railwatch count` of the first N sample scenes (shipped
    model, bundled site) into a fresh folder and store gives the expected share. Each trial starts
    a fresh count, kills it with SIGKILL at a random time — half the trials anywhere in the run,
-   half inside the output stage (between the batch summary and the moment ``run.json`` appeared
-   in the reference run: while the files are written) — records the state it left (does `check_outputs` call the set complete or
-   incomplete? is any data file torn: empty, or not parseable?), reruns the same command and
+   half inside the output stage (between the batch summary and the moment ``run.json``
+   appeared in the reference run: while the files are written) — records the state it left
+   (does `check_outputs` call the set complete or incomplete? is any data file torn: empty,
+   or not parseable?), reruns the same command and
    compares: every output file byte for byte with the reference (`report.md` without its two
    time-stamped lines), the store's scenes, detections and counts, `PRAGMA integrity_check`,
    `check_outputs`, leftover temporary files.
@@ -30,6 +31,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import random
 import re
@@ -77,17 +79,35 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: Runs the CLI and, at exit, writes the process's peak resident memory (VmHWM, which exec
+#: resets; getrusage's ru_maxrss would carry this benchmark's own peak over the fork).
+_CLI = ("import atexit, sys\n"
+        "hwm = sys.argv.pop(1)\n"
+        "def peak():\n"
+        "    line = next(ln for ln in open('/proc/self/status') if ln.startswith('VmHWM'))\n"
+        "    open(hwm, 'w').write(line.split()[1])\n"
+        "atexit.register(peak)\n"
+        "from railwatch.cli import main\n"
+        "sys.argv[0] = 'railwatch'\n"
+        "main()\n")
+
+
 def _railwatch(args: list[str], log: Path, **env: str) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "railwatch.cli", *args],
+    hwm = log.with_suffix(".peak_kib")
+    hwm.unlink(missing_ok=True)
+    return subprocess.Popen([sys.executable, "-c", _CLI, str(hwm), *args],
                             stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=_env(**env))
 
 
 def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Exit code and peak resident memory (MiB) of a child."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024
+    """Exit code and peak resident memory (MiB; NaN if it could not say) of a child."""
+    code = proc.wait()
+    hwm = Path(str(proc.args[3])) if isinstance(proc.args, list) else None
+    try:
+        return code, int(hwm.read_text()) / 1024 if hwm else math.nan
+    except (OSError, ValueError):
+        return code, math.nan
 
 
 def _count_args(scenes: list[Path], out: Path, *extra: str) -> list[str]:
@@ -358,8 +378,11 @@ def bad_inputs(work: Path, good: Path, sparse_side: int) -> list[dict[str, objec
         "import os, sys, torch\n"
         "class E:\n    def __reduce__(self): return (os.mkdir, (sys.argv[1],))\n"
         "torch.save({'model': E()}, sys.argv[2])\n"), str(marker), str(evil)], check=True)
+    data = d / "data"
+    data.mkdir()
+    (data / "data.yaml").write_text("train: images/train\nval: images/val\ngsd: 0.3\n")
     case("train --from a crafted .pt (its unpickling makes a folder)",
-         ["train", "--out", str(d / "m"), "--data", str(d), "--from", str(evil), "--epochs", "1"])
+         ["train", "--out", str(d / "m"), "--data", str(data), "--from", str(evil), "--epochs", "1"])
 
     rows = []
     for what, args, env in cases:
@@ -373,6 +396,10 @@ def bad_inputs(work: Path, good: Path, sparse_side: int) -> list[dict[str, objec
                 time.monotonic() - t0, 1), "peak_mib": round(peak), "traceback": any(
                 "Traceback" in ln for ln in lines)}
         out = Path(args[args.index("--out") + 1]) if "--out" in args and args[0] == "count" else None
+        if out is not None and (out / "frames.csv").exists():
+            with (out / "frames.csv").open() as f:
+                cov = [float(r["coverage"]) for r in csv.DictReader(f) if r["coverage"]]
+            row["max_zone_coverage"] = max(cov) if cov else None
         if out is not None and (out / "rejected.csv").exists():
             with (out / "rejected.csv").open() as f:
                 row["rejected_rows"] = sum(1 for _ in f) - 1
@@ -480,6 +507,8 @@ def markdown(doc: dict[str, object]) -> str:
         rows = []
         for r in doc["bad"]:
             extra = []
+            if r.get("max_zone_coverage") is not None:
+                extra.append(f"max zone coverage {r['max_zone_coverage']}")
             if "rejected_rows" in r:
                 extra.append(f"rejected.csv rows {r['rejected_rows']}; {r.get('summary', '')}")
             if "pngs_outside_out" in r:
