@@ -484,7 +484,9 @@ def markdown(doc: dict[str, object]) -> str:
         parts.append(f"kill -9 trials on {', '.join(k['scenes'])} (reference run "
                      f"{k['reference_seconds']} s, of which the output stage "
                      f"{k['output_stage_seconds']} s):\n")
-        rows = [(t["trial"], t["target"], t["killed_at_s"], t["scenes_committed_at_kill"],
+        rows = [(t["trial"], t["target"],
+                 t["killed_at_s"] if t["killed"] else f"{t['killed_at_s']}: not killed, it had finished",
+                 t["scenes_committed_at_kill"],
                  t["state_after_kill"], ", ".join(t["torn_files_after_kill"]) or "none",
                  t["rerun_exit"], t["integrity"],
                  "complete" if not t["check_outputs_after_rerun"] else "; ".join(
