@@ -29,7 +29,7 @@ def world(tmp_path, monkeypatch):
     images.mkdir()
     write_scene(images / "scene_20231001.tif", "EPSG:32652", LON, LAT)
     det = FakeDetector(site.crs, yard_cars(site))
-    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda **kw: det)
+    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda choice: det)
     return tmp_path, site_path, site, images
 
 
@@ -47,14 +47,14 @@ def test_a_scene_that_cannot_be_read_to_hash_is_a_row_in_rejected_csv(world, mon
     locked = images / "locked_20231002.tif"
     write_scene(locked, "EPSG:32652", LON, LAT, seed=3)
     # Tests run as root, where chmod 000 does not stop a read: refuse it where it is hashed.
-    real = batch.content_sha256
+    real = batch.sha256_file
 
     def no_permission(path):
         if path.name == locked.name:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(batch, "content_sha256", no_permission)
+    monkeypatch.setattr(batch, "sha256_file", no_permission)
     out = tmp / "out"
     result = _count(site_path, out, images)
     assert result.exit_code == 0, result.output + result.stderr
