@@ -9,7 +9,9 @@ line, never a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "BadSidecarError",
     "BadSiteError",
+    "BlankSceneError",
     "ModelError",
     "ModelIntegrityError",
     "NoAcquisitionTimeError",
@@ -26,9 +28,15 @@ __all__ = [
 class RailwatchError(Exception):
     """Root of all railwatch errors."""
 
+    #: The command line's exit status when this error ends a command: 1, or 2 for a usage
+    #: error (a file named on the command line that cannot be used as what it was given for).
+    exit_code = 1
+
 
 class BadSiteError(RailwatchError, ValueError):
     """A site file is missing, unreadable or geometrically invalid."""
+
+    exit_code = 2
 
 
 class SceneError(RailwatchError):
@@ -51,6 +59,12 @@ class SceneReadError(SceneError, OSError):
     reason = "unreadable"
 
 
+class BlankSceneError(SceneError, ValueError):
+    """The raster holds no image: one value throughout (an empty export, unwritten blocks)."""
+
+    reason = "blank"
+
+
 class NoGeoreferenceError(SceneError, ValueError):
     """The raster has no CRS or no geotransform."""
 
@@ -61,6 +75,13 @@ class NoOverlapError(SceneError, ValueError):
     """The scene's footprint does not intersect the site's area of interest."""
 
     reason = "no_overlap"
+
+
+class BadSidecarError(SceneError, ValueError):
+    """The STAC item beside the scene (``<stem>.json``) is malformed: bad JSON, or a time that
+    is not one."""
+
+    reason = "bad_sidecar"
 
 
 class NoAcquisitionTimeError(SceneError, ValueError):

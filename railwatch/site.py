@@ -247,8 +247,15 @@ def site_from_geojson(doc: object, default_name: str = "site", source: str = "si
     aois: list[Polygon] = []
     tracks: list[Track] = []
     zones: list[Zone] = []
-    for i, feature in enumerate(doc.get("features") or []):
-        props = feature.get("properties") or {}
+    features = doc.get("features") or []
+    if not isinstance(features, list):
+        raise BadSiteError(f"{source}: 'features' must be a list of GeoJSON Features")
+    for i, feature in enumerate(features):
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(props, dict):
+            raise BadSiteError(
+                f"{source}: feature {i} is not a GeoJSON Feature with properties role and name"
+            )
         role, name = props.get("role"), props.get("name")
         if role not in ("aoi", "track", "zone"):
             raise BadSiteError(

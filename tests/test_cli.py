@@ -48,7 +48,7 @@ def test_inspect_exits_1_when_no_scene_is_usable(tmp_path):
 
 def test_bad_site_is_one_line_not_a_traceback(tmp_path):
     result = CliRunner().invoke(main, ["inspect", "--site", str(tmp_path / "no.geojson"), "a.tif"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert result.stderr.startswith("railwatch: ") and "Traceback" not in result.stderr
 
 
@@ -61,7 +61,8 @@ def test_train_resume_keeps_the_command_that_started_the_run(tmp_path, monkeypat
 
     calls = []
 
-    def fake_train_model(settings, resume=False, progress=print, command=None, extra_training=None):
+    def fake_train_model(settings, resume=False, progress=print, command=None, extra_training=None,
+                         **kw):
         calls.append((settings, resume, command, extra_training))
         return ModelManifest(folder=tmp_path / "m", name="railcar-obb", classes=CLASSES, gsd=0.3,
                              chip=320, files={})

@@ -52,7 +52,10 @@ def test_inspect_and_count_report_the_same_coverage_for_a_clouded_scene(tmp_path
     image = write_scene(tmp_path / "clouded_20231005.tif", "EPSG:32652", lon, lat).path
     with rasterio.open(image, "r+") as ds:  # an opaque cloud over the western half
         data = ds.read()
-        data[:, :, :300] = 235
+        # Bright, grey, with the faint texture of a real cloud top (a perfectly flat 235 would be
+        # blank, no signal, and unobserved with or without the cloud mask).
+        grain = np.random.default_rng(0).normal(0, 3, (data.shape[1], 300))
+        data[:, :, :300] = np.clip(np.rint(235 + grain), 0, 255).astype(data.dtype)
         ds.write(data)
     model = tmp_path / "model"
     model.mkdir()

@@ -10,6 +10,7 @@ from conftest import CAR_LENGTH_M, write_site
 from pyproj import Transformer
 
 from railwatch.errors import (
+    BadSidecarError,
     NoAcquisitionTimeError,
     NoGeoreferenceError,
     NoOverlapError,
@@ -253,10 +254,18 @@ def test_time_from_file_name(make_scene, name, iso):
     assert sc.acquisition.source == "file_name"
 
 
-def test_bad_stac_sidecar_falls_through_to_next_source(make_scene):
+def test_bad_stac_sidecar_is_refused_not_skipped_for_the_next_source(make_scene):
     site = load_site("tumangang_khasan")
     scene = make_scene(name="scene_20231005.tif")
     scene.path.with_suffix(".json").write_text("{not json")
+    with pytest.raises(BadSidecarError, match="malformed STAC item: not valid JSON"):
+        open_scene(scene.path, site.crs, site.aoi_local)
+
+
+def test_a_json_without_a_time_beside_the_scene_falls_through_to_the_next_source(make_scene):
+    site = load_site("tumangang_khasan")
+    scene = make_scene(name="scene_20231005.tif")
+    scene.path.with_suffix(".json").write_text('{"type": "Feature", "properties": {}}')
     sc = open_scene(scene.path, site.crs, site.aoi_local)
     assert sc.acquisition.source == "file_name"
 

@@ -56,7 +56,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except RailwatchError as exc:
             click.echo(f"railwatch: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(exc.exit_code)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -39,7 +39,7 @@ def count(
     Scenes already in the store for this model are skipped (by content, so renamed files are
     recognised); each scene is committed on its own, so an interrupted batch resumes. Rejected
     scenes are one line on stderr and a row in OUT/rejected.csv. Exit 0 when the batch ran,
-    1 when no scene could be used, 2 for a usage error.
+    1 when no scene could be used, 2 for a usage error (a bad --site or --reported file too).
     """
     from railwatch.cli.options import build_detector
     from railwatch.report.outputs import ReportSettings, load_inputs, write_report
@@ -64,7 +64,8 @@ def count(
         write_report(out, load_inputs(store, figures, model.sha256, site.name),
                      ReportSettings(quicklooks=True))
     click.echo(f"outputs in {out}/ (report.md, frames.csv, weekly.csv, comparison.csv, "
-               f"detections.geojson, rejected.csv); store {store.path}", err=True)
+               f"detections.geojson, rejected.csv; run.json, written last, lists the set); "
+               f"store {store.path}", err=True)
     if summary.usable == 0:
         why = ("no imagery (.tif, .tiff, .vrt, .jp2) found in the inputs" if summary.inputs == 0
                else "no scene could be used (see the rejections above)")

@@ -9,6 +9,7 @@ import click
 
 from railwatch.cli.options import ModelChoice, model_options, observe_image
 from railwatch.imagery.acquisition import TimeSource
+from railwatch.report.outputs import file_slug
 from railwatch.report.quicklook import save_png, zone_quicklooks
 
 
@@ -45,8 +46,9 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
                 continue
             for look in zone_quicklooks(scene, site.crs, zone.name, zone.geometry, dets, outlines,
                                         label=scene.name):
-                suffix = f"_{look.suffix}" if look.suffix else ""
-                save_png(look.image, out / f"{scene.path.stem}_{zone.name}{suffix}.png")
+                suffix = f"_{file_slug(look.suffix, 'part')}" if look.suffix else ""
+                name = f"{file_slug(scene.path.stem, 'scene')}_{file_slug(zone.name, 'zone')}"
+                save_png(look.image, out / f"{name}{suffix}.png")
         counts = {z.name: int((dets.zone == z.name).sum()) for z in zones}
         click.echo(f"{scene.name}: {len(dets)} cars " + " ".join(f"{k}={v}" for k, v in counts.items()))
     (out / "detections.geojson").write_text(

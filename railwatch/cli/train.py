@@ -35,8 +35,6 @@ RECIPE_FILE = "train_command.json"
                    "shipped model).")
 @click.option("--scratch", is_flag=True, help="Namer stage: train a new namer even if --from has one.")
 @click.option("--namer-epochs", type=int, default=4, show_default=True, help="Epochs of the namer.")
-@click.option("--trust-model", is_flag=True,
-              help="Use model files whose sha256 does not match their manifest.")
 @click.option("--arch", default="yolo11n-obb.yaml", show_default=True,
               help="Architecture when starting from scratch (an ultralytics model yaml).")
 @click.option("--epochs", type=int, default=60, show_default=True)
@@ -56,6 +54,10 @@ RECIPE_FILE = "train_command.json"
 @click.option("--device", default=None, help="'cpu', '0' for the first GPU (default: a GPU if present).")
 @click.option("--background", is_flag=True, help="Run detached; follow OUT/train.log.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint.")
+@click.option("--trust-model", is_flag=True,
+              help="Load model files whose sha256 does not match their manifest, and a --from "
+                   "model or checkpoint to resume that nothing vouches for (a .pt file is a "
+                   "pickle: loading it runs code).")
 def train(
     out: Path,
     datasets: tuple[Path, ...],
@@ -83,7 +85,10 @@ def train(
     write a model folder with its manifest.
 
     Progress and an ETA are printed each epoch. A finder run killed at any point continues
-    with `railwatch train --out OUT --resume`; the namer trains in minutes and is rerun.
+    with `railwatch train --out OUT --resume`; the namer trains in minutes and is rerun. A
+    --from model is loaded only if its manifest's sha256 matches or it loads as weights only; a
+    checkpoint to resume only if it is the one the run recorded (or loads as weights only);
+    otherwise pass --trust-model.
     """
     from railwatch.training.fit import SETTINGS_FILE, TrainSettings, train_model
 
@@ -126,9 +131,9 @@ def train(
         if not all_data:
             raise click.UsageError("give --data and/or --simulate N")
         for d in all_data:
-            doc = yaml.safe_load((Path(d) / "data.yaml").read_text()) if Path(d).is_dir() else {}
-            if "gsd" in doc and abs(float(doc["gsd"]) - gsd) > 1e-6:
-                raise RailwatchError(f"{d}: chips are at {doc['gsd']} m but --gsd is {gsd} m")
+            chips_gsd = _dataset_gsd(Path(d))
+            if chips_gsd is not None and abs(chips_gsd - gsd) > 1e-6:
+                raise RailwatchError(f"{d}: chips are at {chips_gsd} m but --gsd is {gsd} m")
         settings = TrainSettings(
             datasets=tuple(all_data), out=str(out.resolve()),
             base=str(base_model.resolve()) if base_model else arch,
@@ -142,6 +147,7 @@ def train(
         settings, resume=resume, progress=lambda m: click.echo(m, err=True),
         command=str(recipe["command"]),
         extra_training={k: v for k, v in recipe.items() if k != "command"},
+        trust_model=trust_model,
     )
     accuracy = manifest.accuracy
     any_class = accuracy.get("any_class", {})
@@ -180,3 +186,22 @@ def _train_namer(
     folder = train_namer_stage(recipe, settings, command=command, trust_model=trust_model,
                                workers=max(1, os.cpu_count() or 1), log=lambda m: click.echo(m, err=True))
     click.echo(f"two-stage model written to {folder}; use it with --model {folder}")
+
+
+def _dataset_gsd(folder: Path) -> float | None:
+    """The ``gsd`` of a dataset's ``data.yaml`` (a folder, or the yaml itself), if it gives one;
+    a usage error if it is not a dataset."""
+    yml = folder / "data.yaml" if folder.is_dir() else folder
+    hint = "make a dataset with `railwatch dataset simulate` or `railwatch dataset from-labels`"
+    if not yml.is_file():
+        raise click.BadParameter(f"{folder}: no data.yaml; {hint}", param_hint="--data")
+    try:
+        doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"{yml}: not a readable dataset yaml ({exc}); {hint}",
+                                 param_hint="--data") from exc
+    gsd = doc.get("gsd") if isinstance(doc, dict) else "not a mapping"
+    if gsd is not None and not isinstance(gsd, int | float):
+        raise click.BadParameter(f"{yml}: not a dataset yaml (a mapping with train, val, names "
+                                 f"and a numeric gsd); {hint}", param_hint="--data")
+    return None if gsd is None else float(gsd)

@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from railwatch.classes import CLASSES
 from railwatch.detect.chipplan import CAR_OVERLAP_M, Chip, ChipLayout, chip_layout, plan_chips
 from railwatch.detect.detections import Detections
-from railwatch.detect.manifest import NAMER_FILE, ModelFile, ModelManifest, default_model_dir
+from railwatch.detect.manifest import NAMER_FILE, ModelFile, ModelManifest, default_model_dir, sha256_file
 from railwatch.detect.namer import Namer
 from railwatch.detect.obb import merge_oriented, rotated_nms, xywhr_to_corners
 from railwatch.errors import ModelError, RailwatchError
@@ -85,11 +85,17 @@ def _cores() -> int:
 
 
 class OnnxBackend:
-    """ONNX Runtime; decodes the raw ``(n, 4 + classes + 1, anchors)`` OBB head itself."""
+    """ONNX Runtime; decodes the raw ``(n, 4 + classes + 1, anchors)`` OBB head itself.
 
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
+    ``model``: the ONNX file's bytes (those whose sha256 was checked) or its path; ``path``
+    names it in messages.
+    """
 
+    def __init__(self, model: bytes | Path, path: Path | None = None) -> None:
+        from railwatch.detect.offline import import_onnxruntime
+
+        ort = import_onnxruntime()
+        where = path or (model if isinstance(model, Path) else Path("model.onnx"))
         options = ort.SessionOptions()
         options.intra_op_num_threads = _cores()
         options.log_severity_level = 3
@@ -101,8 +107,15 @@ class OnnxBackend:
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
             if p in ort.get_available_providers()
         ]
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
-        self.input = self.session.get_inputs()[0].name
+        source = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=providers)
+            self.input = self.session.get_inputs()[0].name
+        except Exception as exc:  # onnxruntime's errors share no base class
+            raise ModelError(
+                f"{where}: not a loadable ONNX model ({_first_line(exc)}); restore the model "
+                "folder, or export the model again (`railwatch train` writes both files)"
+            ) from exc
 
     def predict(self, chips: np.ndarray, conf: float, iou: float) -> list[ChipBoxes]:
         x = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
@@ -128,7 +141,13 @@ class TorchBackend:
         from railwatch.detect.offline import import_ultralytics
 
         ultralytics = import_ultralytics()
-        self.model = ultralytics.YOLO(str(path), task="obb")
+        try:
+            self.model = ultralytics.YOLO(str(path), task="obb")
+        except Exception as exc:  # torch and ultralytics raise anything here
+            raise ModelError(
+                f"{path}: not a loadable model checkpoint ({_first_line(exc)}); restore the "
+                "model folder, or train it again"
+            ) from exc
         self.size = size
 
     def predict(self, chips: np.ndarray, conf: float, iou: float) -> list[ChipBoxes]:
@@ -158,6 +177,7 @@ class Detector:
         backend: Backend,
         settings: DetectorSettings | None = None,
         namer: Namer | None = None,
+        model_sha256: str | None = None,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
@@ -165,6 +185,7 @@ class Detector:
         self.settings = settings or DetectorSettings()
         after_namer = namer.spec.finder_conf if namer is not None else None
         self.conf = self.settings.conf or after_namer or manifest.conf
+        self._sha256 = model_sha256 or manifest.sha256
 
     @property
     def gsd(self) -> float:
@@ -172,7 +193,15 @@ class Detector:
 
     @property
     def model_sha256(self) -> str:
-        return self.manifest.sha256
+        """The model's identity: the manifest's sha256 when the file loaded is the one it
+        lists, else the sha256 of the bytes actually loaded (a file trusted with
+        ``--trust-model``)."""
+        return self._sha256
+
+    @property
+    def genuine(self) -> bool:
+        """Whether the file loaded is the one the manifest lists (its accuracy is this model's)."""
+        return self._sha256 == self.manifest.sha256
 
     @property
     def chip_layout(self) -> ChipLayout:
@@ -372,10 +401,22 @@ def load_detector(
         )
     manifest = ModelManifest.load(folder)
     settings = settings or DetectorSettings()
+    loaded: dict[ModelFile, str] = {}  # kind -> sha256 of the bytes loaded: the model's identity
     if settings.runtime is Runtime.ONNX:
-        backend: Backend = OnnxBackend(manifest.verified_path(ModelFile.ONNX, trust=trust_model))
+        data, loaded[ModelFile.ONNX] = manifest.read_verified(ModelFile.ONNX, trust=trust_model)
+        backend: Backend = OnnxBackend(data, manifest.path_of(ModelFile.ONNX))
     else:
-        backend = TorchBackend(manifest.verified_path(ModelFile.WEIGHTS, trust=trust_model), manifest.chip)
+        path = manifest.verified_path(ModelFile.WEIGHTS, trust=trust_model)
+        loaded[ModelFile.WEIGHTS] = sha256_file(path)
+        backend = TorchBackend(path, manifest.chip)
     spec = manifest.namer_spec()
-    namer = None if spec is None else Namer(manifest.verified_path(NAMER_FILE, trust=trust_model), spec)
-    return Detector(manifest, backend, settings, namer)
+    namer = None
+    if spec is not None:
+        namer_bytes, loaded[NAMER_FILE] = manifest.read_verified(NAMER_FILE, trust=trust_model)
+        namer = Namer(namer_bytes, spec, path=manifest.path_of(NAMER_FILE))
+    return Detector(manifest, backend, settings, namer, manifest.identity(loaded))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,6 +23,7 @@ import enum
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -149,15 +150,47 @@ class ModelManifest:
         path = self.path_of(kind)
         if not path.is_file():
             raise ModelError(f"{path}: model file listed in the manifest is missing")
+        self._check(kind, path, sha256_file(path), trust)
+        return path
+
+    def read_verified(self, kind: ModelFile, trust: bool = False) -> tuple[bytes, str]:
+        """The file's bytes and their sha256, checked against the manifest as
+        :meth:`verified_path` does; the bytes checked are the bytes loaded."""
+        path = self.path_of(kind)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"{path}: model file listed in the manifest is missing") from None
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read the model file ({exc})") from exc
+        actual = hashlib.sha256(data).hexdigest()
+        self._check(kind, path, actual, trust)
+        return data, actual
+
+    def identity(self, loaded: Mapping[ModelFile, str]) -> str:
+        """The model's identity in the store, from the sha256 of the files actually loaded
+        (kind → sha256): :attr:`sha256` when each is the file the manifest lists; a changed file
+        (loaded with ``--trust-model``) puts the sha256 of its own bytes in its stage's place,
+        so the store never files its counts under the genuine model."""
+        finder = self.files.get(ModelFile.WEIGHTS, self.files.get(ModelFile.ONNX, {})).get("sha256", "")
+        for kind in (ModelFile.ONNX, ModelFile.WEIGHTS):
+            if kind in loaded and loaded[kind] != self.files.get(kind, {}).get("sha256"):
+                finder = loaded[kind]
+        if NAMER_FILE not in self.files:
+            return finder
+        namer = self.files[NAMER_FILE].get("sha256", "")
+        if NAMER_FILE in loaded and loaded[NAMER_FILE] != namer:
+            namer = loaded[NAMER_FILE]
+        return hashlib.sha256(f"{finder}:{namer}".encode()).hexdigest()
+
+    def _check(self, kind: ModelFile, path: Path, actual: str, trust: bool) -> None:
         expected = self.files[kind].get("sha256", "")
-        actual = sha256_file(path)
         if actual != expected and not trust:
             raise ModelIntegrityError(
                 f"{path}: sha256 {actual[:12]}… does not match the manifest ({expected[:12]}…); "
                 "the file was changed or replaced. Loading a model runs code: pass --trust-model "
                 "only if you know where this file came from"
             )
-        return path
 
     def class_metrics(self) -> dict[str, ClassMetrics]:
         """Measured precision/recall per class; classes not measured get (1.0, 1.0) — none

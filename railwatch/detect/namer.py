@@ -62,15 +62,22 @@ class Naming:
 class Namer:
     """The ONNX namer of a model folder, with its spec."""
 
-    def __init__(self, path: Path, spec: NamerSpec, batch: int = 256) -> None:
-        import onnxruntime as ort
+    def __init__(
+        self, model: bytes | Path, spec: NamerSpec, batch: int = 256, path: Path | None = None
+    ) -> None:
+        """``model``: the ONNX file's bytes (those whose sha256 was checked) or its path;
+        ``path`` names it in messages."""
+        from railwatch.detect.offline import import_onnxruntime
 
+        ort = import_onnxruntime()
+        path = path or (model if isinstance(model, Path) else Path("namer.onnx"))
         options = ort.SessionOptions()
         options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            source = model if isinstance(model, bytes) else str(model)
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
             raise ModelError(f"{path}: not a loadable ONNX namer ({exc}); re-export it with "
                              "`railwatch train --stage namer`") from exc

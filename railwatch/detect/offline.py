@@ -1,4 +1,5 @@
-"""Ultralytics, set up to run offline — the one place that does it.
+"""Ultralytics and ONNX Runtime, set up to run offline and write nothing of their own — the one
+place that does it. (ONNX Runtime: :func:`import_onnxruntime` turns its telemetry off.)
 
 Before ultralytics is first imported: ``YOLO_OFFLINE=1`` (no connectivity checks),
 ``YOLO_AUTOINSTALL=False`` (no pip installs at run time), and a ``YOLO_CONFIG_DIR`` of
@@ -10,12 +11,14 @@ as many threads as there are cores (ultralytics picks one on a 2-core machine).
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["cache_dir", "configure_torch_threads", "import_ultralytics"]
+__all__ = ["cache_dir", "configure_torch_threads", "import_onnxruntime", "import_ultralytics"]
 
 _FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
 
@@ -62,3 +65,22 @@ def import_ultralytics() -> ModuleType:
         SETTINGS.update(sync=False)  # type: ignore[no-untyped-call]  # ultralytics is not annotated
     configure_torch_threads()
     return ultralytics
+
+
+def import_onnxruntime() -> ModuleType:
+    """onnxruntime with its telemetry off.
+
+    ONNX Runtime keeps a device id and an event database under ``~/.cache/Microsoft`` from the
+    moment it is imported unless ``ORT_DISABLE_TELEMETRY`` is set then: it is set for the
+    import only (the environment is as before afterwards), and telemetry events are disabled.
+    """
+    added = "onnxruntime" not in sys.modules and "ORT_DISABLE_TELEMETRY" not in os.environ
+    if added:
+        os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    try:
+        onnxruntime = importlib.import_module("onnxruntime")
+    finally:
+        if added:
+            del os.environ["ORT_DISABLE_TELEMETRY"]
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime

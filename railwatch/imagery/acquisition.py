@@ -1,6 +1,8 @@
 """When a scene was acquired: from a STAC sidecar, the raster's metadata tags, or its file name.
 
-Never a guess: a scene with no time from any of these sources is rejected.
+Never a guess: a scene with no time from any of these sources is rejected, and so is a scene
+whose STAC sidecar is malformed (a broken sidecar is never skipped in silence for a lesser
+source).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+from railwatch.errors import BadSidecarError
+
 __all__ = [
     "NO_TIME",
     "Acquisition",
@@ -21,6 +25,7 @@ __all__ = [
     "from_stac_sidecar",
     "from_tags",
     "parse_datetime",
+    "stac_sidecar",
     "stac_sidecar_properties",
 ]
 
@@ -109,14 +114,20 @@ def parse_datetime(text: str) -> datetime | None:
         return dt.replace(tzinfo=UTC)
     sign = 1 if tz[0] == "+" else -1
     digits = tz[1:].replace(":", "")
-    offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-    return dt.replace(tzinfo=timezone(timedelta(minutes=offset))).astimezone(UTC)
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        return None  # not a UTC offset
+    offset = timedelta(minutes=sign * (hours * 60 + minutes))
+    try:
+        return dt.replace(tzinfo=timezone(offset)).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        return None
 
 
 def stac_sidecar_properties(image: Path) -> dict[str, object]:
     """``properties`` of the STAC item ``<stem>.json`` beside the image; empty when there is no
     readable one."""
-    sidecar = image.with_suffix(".json")
+    sidecar = stac_sidecar(image)
     if not sidecar.is_file():
         return {}
     try:
@@ -126,14 +137,46 @@ def stac_sidecar_properties(image: Path) -> dict[str, object]:
     return dict(props) if isinstance(props, dict) else {}
 
 
+def stac_sidecar(image: Path) -> Path:
+    """Where a scene's STAC item is looked for: ``<stem>.json`` beside it."""
+    return image.with_suffix(".json")
+
+
 def from_stac_sidecar(image: Path) -> Acquisition | None:
-    """``properties.datetime`` (or ``start_datetime``) of a STAC item ``<stem>.json`` beside the image."""
-    props = stac_sidecar_properties(image)
-    sidecar = image.with_suffix(".json")
+    """``properties.datetime`` (or ``start_datetime``) of a STAC item ``<stem>.json`` beside the image.
+
+    ``None`` when there is no sidecar or it gives no time (no such key); raises
+    :class:`~railwatch.errors.BadSidecarError` when it is there but malformed: not JSON, not an
+    object with ``properties``, or a time that does not parse.
+    """
+    sidecar = stac_sidecar(image)
+    if not sidecar.is_file():
+        return None
+
+    def malformed(why: str) -> BadSidecarError:
+        return BadSidecarError(
+            image, f"{sidecar.name}: malformed STAC item: {why}; fix it or move it away"
+        )
+
+    try:
+        item = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise malformed(f"cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise malformed(f"not valid JSON ({exc})") from None
+    props = item.get("properties") if isinstance(item, dict) else None
+    if not isinstance(props, dict):
+        raise malformed("not a STAC item (a JSON object with properties)")
+    if "datetime" in props and props["datetime"] is None and "start_datetime" not in props:
+        raise malformed("properties.datetime is null and no start_datetime is given")
     for key in ("datetime", "start_datetime"):
         value = props.get(key)
-        if isinstance(value, str) and (dt := parse_datetime(value)) is not None:
-            return Acquisition(dt, TimeSource.STAC, f"{sidecar.name} properties.{key}")
+        if value is None:
+            continue
+        dt = parse_datetime(value) if isinstance(value, str) else None
+        if dt is None:
+            raise malformed(f"properties.{key} {value!r} is not an ISO 8601 date-time")
+        return Acquisition(dt, TimeSource.STAC, f"{sidecar.name} properties.{key}")
     return None
 
 

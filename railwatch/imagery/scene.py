@@ -8,11 +8,15 @@ areas onto the site grid with a ``WarpedVRT``: memory is bounded by one window, 
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import rasterio
@@ -24,6 +28,7 @@ from rasterio.vrt import WarpedVRT
 from shapely.geometry import Polygon
 
 from railwatch.errors import (
+    BlankSceneError,
     NoAcquisitionTimeError,
     NoGeoreferenceError,
     NoOverlapError,
@@ -33,22 +38,28 @@ from railwatch.errors import (
 )
 from railwatch.imagery import acquisition
 from railwatch.imagery.acquisition import Acquisition
+from railwatch.imagery.blank import blank_mask, blank_side_px
 from railwatch.imagery.grid import GridWindow, SiteGrid
 from railwatch.imagery.tile import Tile, pixels_to_map
 
 __all__ = [
+    "GDAL_CACHE_MB",
     "MAX_GSD_M",
     "SIMULATED_PROPERTY",
     "BandLayout",
     "Scene",
     "Stretch",
     "footprint_lonlat",
+    "gdal_env",
     "open_scene",
     "read_tiles",
 ]
 
 #: The STAC property by which railwatch's simulator marks its scenes (true: not real imagery).
 SIMULATED_PROPERTY = "railwatch:simulated"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 #: Coarsest ground sample distance accepted: a 3.2 m wide car is ~3 px at 1 m.
 MAX_GSD_M = 1.0
@@ -58,6 +69,11 @@ STRETCH_PERCENTILES = (0.5, 99.5)
 
 #: Longest side of the overview read for the stretch and the integrity check.
 OVERVIEW_SIDE = 1024
+
+#: GDAL's block cache while railwatch reads a scene, in MiB: bounded, so that memory stays flat
+#: whatever the scene (GDAL's default, 5 % of RAM, let a 200 000² px sparse file take 1.46 GB).
+#: A ``GDAL_CACHEMAX`` environment variable or an enclosing ``rasterio.Env`` setting wins.
+GDAL_CACHE_MB = 64
 
 _RGB = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 _DESCRIPTION_NAMES = {
@@ -124,6 +140,29 @@ class Scene:
         return self.path.name
 
 
+def gdal_env() -> rasterio.Env:
+    """The GDAL settings railwatch reads scenes under: a block cache of :data:`GDAL_CACHE_MB`.
+
+    Entered around each open and read (never left open across a ``yield``), so no setting
+    leaks into the caller; ``os.environ`` is never changed.
+    """
+    if "GDAL_CACHEMAX" in os.environ or (
+        rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
+    ):
+        return rasterio.Env()
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)  # rasterio takes bytes
+
+
+def _in_gdal_env(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with gdal_env():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_in_gdal_env
 def open_scene(
     path: str | Path,
     site_crs: CRS,
@@ -186,6 +225,7 @@ def resampling_for(native_gsd: float, grid_gsd: float) -> Resampling:
     return Resampling.average if grid_gsd > 1.5 * native_gsd else Resampling.bilinear
 
 
+@_in_gdal_env
 def footprint_lonlat(path: str | Path) -> Polygon:
     """The raster's outline in EPSG:4326, for work without a site (``railwatch detect`` on any
     image, training chips from labelled imagery)."""
@@ -207,12 +247,19 @@ def read_tiles(
 ) -> Iterator[Tile]:
     """Warp ``windows`` of the scene onto ``grid`` (bilinear) and yield them as tiles.
 
-    Pixels outside the scene, nodata pixels and pixels masked by the raster's alpha band or
-    mask are not valid. Raises :class:`SceneReadError` if the file turns out truncated.
+    Pixels outside the scene, nodata pixels, pixels masked by the raster's alpha band or
+    mask, and pixels with no signal (blank, constant or saturated over a square wider than a
+    car, :mod:`railwatch.imagery.blank`) are not valid. Raises :class:`SceneReadError` if the
+    file turns out truncated.
     """
     indexes = list(scene.bands.rgb)
+    blank_side = blank_side_px(grid.gsd)
     try:
-        with rasterio.open(scene.path) as src:
+        # closing(), not the dataset's own context, which would hold a default rasterio.Env
+        # open across the yields and keep gdal_env's setting in force for the caller.
+        with gdal_env():
+            src = rasterio.open(scene.path)
+        with closing(src):
             options: dict[str, object] = {
                 "crs": grid.crs,
                 "transform": grid.transform,
@@ -228,18 +275,22 @@ def read_tiles(
             else:
                 options.update(add_alpha=True)
                 alpha = src.count + 1
-            with WarpedVRT(src, **options) as vrt:
+            with gdal_env():
+                vrt = WarpedVRT(src, **options)
+            with closing(vrt):
                 for gw in windows:
                     w = gw.window
                     win = w.as_rasterio()
-                    data = vrt.read(indexes, window=win)
-                    if alpha is not None:
-                        valid = vrt.read(alpha, window=win) > 0
-                    else:
-                        valid = vrt.read_masks(indexes[0], window=win) > 0
+                    with gdal_env():
+                        data = vrt.read(indexes, window=win)
+                        if alpha is not None:
+                            valid = vrt.read(alpha, window=win) > 0
+                        else:
+                            valid = vrt.read_masks(indexes[0], window=win) > 0
+                    array = scene.stretch.apply(data)
                     yield Tile(
-                        array=scene.stretch.apply(data),
-                        valid=valid,
+                        array=array,
+                        valid=valid & ~blank_mask(array, blank_side),
                         transform=grid.window_transform(w),
                         crs=grid.crs,
                         acquired=scene.acquisition.time,
@@ -339,17 +390,22 @@ def _acquisition(path: Path, src: rasterio.io.DatasetReader, require_time: bool 
     if found is None and not require_time:
         found = Acquisition(acquisition.NO_TIME, acquisition.TimeSource.NONE, "no acquisition time")
     if found is None:
+        sidecar = acquisition.stac_sidecar(path)
+        stac = (f"the STAC item {sidecar.name} has no properties.datetime: add it"
+                if sidecar.is_file() else "add a STAC item <stem>.json with properties.datetime")
         raise NoAcquisitionTimeError(
             path,
-            "no acquisition time: add a STAC item <stem>.json with properties.datetime, set the "
-            "ACQUISITION_DATETIME tag (gdal_edit.py -mo ACQUISITION_DATETIME=2023-10-05T02:15:00Z), "
+            f"no acquisition time: {stac}, set the ACQUISITION_DATETIME tag "
+            "(gdal_edit.py -mo ACQUISITION_DATETIME=2023-10-05T02:15:00Z), "
             "or put the date in the file name (e.g. scene_20231005.tif)",
         )
     return found
 
 
 def _stretch(path: Path, src: rasterio.io.DatasetReader, bands: BandLayout) -> Stretch:
-    """Robust per-scene stretch from an overview; also proves the file's pixels can be read."""
+    """Robust per-scene stretch from an overview; also proves the file's pixels can be read,
+    and that they hold an image (not one value throughout: an empty export or a file whose
+    blocks were never written)."""
     scale = max(src.width, src.height) / OVERVIEW_SIDE
     shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale))) if scale > 1 else (
         src.height,
@@ -361,15 +417,26 @@ def _stretch(path: Path, src: rasterio.io.DatasetReader, bands: BandLayout) -> S
         raise SceneReadError(
             path, f"could not read pixels ({_first_line(exc)}); the file may be truncated or corrupt"
         ) from exc
+    values = []
+    for band in data:
+        v = band.compressed() if np.ma.isMaskedArray(band) else band.ravel()
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            raise SceneReadError(path, "holds no valid pixels (all nodata)")
+        values.append(v)
+    lows = [float(v.min()) for v in values]
+    if all(float(v.max()) == lo for v, lo in zip(values, lows, strict=True)):
+        what = f"{lows[0]:g}" if len(set(lows)) == 1 else "the same value"
+        raise BlankSceneError(
+            path,
+            f"holds no image: every pixel is {what} in every band (an empty export, or a file "
+            "whose blocks were never written); export the scene again",
+        )
     if src.dtypes[0] == "uint8":
         return Stretch.identity()
     low, high = [], []
-    for band in data:
-        values = band.compressed() if np.ma.isMaskedArray(band) else band.ravel()
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            raise SceneReadError(path, "holds no valid pixels (all nodata)")
-        lo, hi = np.percentile(values, STRETCH_PERCENTILES)
+    for v in values:
+        lo, hi = np.percentile(v, STRETCH_PERCENTILES)
         if hi <= lo:
             hi = lo + 1.0
         low.append(float(lo))

@@ -4,15 +4,26 @@ Everything is derived from the store (scenes, detections, counts, the model's me
 accuracy) and the reported-figures table, so ``railwatch series`` can rebuild it without the
 imagery. Only the quicklooks read pixels, and only when asked to and the scene files are still
 where the store last saw them.
+
+The folder is written as a set. Each file goes to a temporary name in the same folder and is
+renamed over the old one, so no file is ever seen half written; ``run.json`` is removed first
+and written last, naming the run and every file of the set with its sha256. A folder without
+``run.json``, or whose files differ from it, holds an interrupted write (:func:`check_outputs`).
+File names made from zone or scene names go through :func:`file_slug`: nothing is written
+outside the folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +32,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from shapely.geometry.base import BaseGeometry
 
+from railwatch import __version__
 from railwatch.count.frames import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
 from railwatch.count.weekly import SeriesSettings, weekly_frame, weekly_rows
 from railwatch.errors import SceneError
@@ -38,8 +50,12 @@ from railwatch.report.reported import ANY, ReportedFigure
 from railwatch.site import Site
 from railwatch.store.database import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
 
-__all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
-           "scene_quicklook", "scene_quicklooks", "write_report"]
+__all__ = ["RUN_FILE", "ReportInputs", "ReportSettings", "ReportTables", "build_tables",
+           "check_outputs", "file_slug", "load_inputs", "scene_quicklook", "scene_quicklooks",
+           "write_report"]
+
+#: Written last into the output folder: the run and every file of the set with its sha256.
+RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,34 +148,178 @@ def build_tables(inputs: ReportInputs, settings: ReportSettings | None = None) -
 def write_report(
     out: Path, inputs: ReportInputs, settings: ReportSettings | None = None
 ) -> ReportTables:
-    """Write every output into ``out`` and return the tables."""
+    """Write every output into ``out`` as one set and return the tables.
+
+    ``run.json`` is removed first and written last; each file is written to a temporary name
+    and renamed. Files the previous ``run.json`` listed that this run does not write (a
+    quicklook of a scene no longer compared) are removed; nothing else in ``out`` is touched.
+    """
     s = settings or ReportSettings()
     out.mkdir(parents=True, exist_ok=True)
+    _remove_orphaned_temporaries(out)
+    previous = _listed_files(out)
+    (out / RUN_FILE).unlink(missing_ok=True)
+    _fsync_dir(out)
     tables = build_tables(inputs, s)
-    _write_geojson(out / "detections.geojson", inputs.scenes)
-    _frames_csv(tables.frames).to_csv(out / "frames.csv", index=False)
-    _weekly_csv(tables.weekly).to_csv(out / "weekly.csv", index=False)
-    comparison_table(tables.comparisons).round(2).to_csv(out / "comparison.csv", index=False)
-    pd.DataFrame.from_records(
+    written: list[str] = []
+
+    def put(name: str, write: Callable[[Path], object]) -> None:
+        _write_atomic(out, name, write)
+        written.append(name)
+
+    put("detections.geojson", lambda p: _write_geojson(p, inputs.scenes))
+    put("frames.csv", lambda p: _frames_csv(tables.frames).to_csv(p, index=False))
+    put("weekly.csv", lambda p: _weekly_csv(tables.weekly).to_csv(p, index=False))
+    put("comparison.csv",
+        lambda p: comparison_table(tables.comparisons).round(2).to_csv(p, index=False))
+    put("rejected.csv", lambda p: pd.DataFrame.from_records(
         [{"scene": r.name, "path": r.path, "reason": r.reason, "message": r.message,
           "recorded": r.recorded.isoformat()} for r in inputs.rejections],
         columns=["scene", "path", "reason", "message", "recorded"],
-    ).to_csv(out / "rejected.csv", index=False)
+    ).to_csv(p, index=False))
     plots: list[tuple[str, str]] = []
     if not tables.frames.empty:
-        _save(weekly_figure(tables.weekly, inputs.zones, inputs.figures, comparisons=tables.comparisons),
-                  out / "weekly.png")
-        _save(snapshot_figure(tables.frames, inputs.zones), out / "snapshots.png")
+        weekly_fig = weekly_figure(tables.weekly, inputs.zones, inputs.figures,
+                                   comparisons=tables.comparisons)
+        put("weekly.png", lambda p: _save(weekly_fig, p))
+        snapshot_fig = snapshot_figure(tables.frames, inputs.zones)
+        put("snapshots.png", lambda p: _save(snapshot_fig, p))
         plots = [("Weekly series", "weekly.png"), ("Per-scene snapshot counts", "snapshots.png")]
     quicklooks, skipped = (_quicklooks(out, inputs, tables, s) if s.quicklooks else ([], []))
-    (out / "report.md").write_text(
-        _markdown(inputs, tables, plots, quicklooks, skipped, s), encoding="utf-8"
-    )
+    written += [name for _, files in quicklooks for _, name in files]
+    markdown = _markdown(inputs, tables, plots, quicklooks, skipped, s)
+    put("report.md", lambda p: p.write_text(markdown, encoding="utf-8"))
+    for name in sorted(previous - set(written)):
+        (out / name).unlink(missing_ok=True)
+    _write_run_file(out, inputs, written)
     return tables
 
 
+def file_slug(name: str, fallback: str = "x") -> str:
+    """``name`` as one safe file-name component: letters, digits, ``_`` and ``-`` only.
+
+    A name that had to change carries the first 8 hex digits of its sha256, so that two
+    names never share a slug (``a/b`` and ``a-b`` stay apart); an empty result is ``fallback``.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")[:60] or fallback
+    if slug == name:
+        return slug
+    return f"{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def check_outputs(out: Path) -> list[str]:
+    """What is wrong with an output folder as a set; empty when it is complete and intact.
+
+    Complete means: ``run.json`` is there and every file it lists is there with the sha256 it
+    lists. An interrupted ``count`` or ``series`` leaves no ``run.json``.
+    """
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        return [f"{RUN_FILE}: missing; the outputs are incomplete (a run was interrupted while "
+                "writing them): rebuild them with `railwatch series`"]
+    try:
+        doc = json.loads(run_file.read_text(encoding="utf-8"))
+        files = [(str(f["path"]), str(f["sha256"])) for f in doc["files"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return [f"{RUN_FILE}: unreadable ({exc!r}); rebuild the outputs with `railwatch series`"]
+    problems = []
+    for name, sha in files:
+        path = out / name
+        if Path(name).name != name or name in ("", ".", ".."):
+            problems.append(f"{name}: not a file name of this folder")
+        elif not path.is_file():
+            problems.append(f"{name}: missing")
+        elif _sha256(path) != sha:
+            problems.append(f"{name}: sha256 differs from {RUN_FILE}")
+    return problems
+
+
+def _write_atomic(out: Path, name: str, write: Callable[[Path], object]) -> None:
+    """``write`` a temporary file in ``out``, flush it to disk, rename it to ``name``."""
+    if Path(name).name != name or name in ("", ".", "..") or name.startswith("."):
+        raise ValueError(f"{name!r} is not a plain file name; outputs stay inside {out}")
+    tmp = out / f".{name}.{os.getpid()}.tmp"
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, out / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>[^/]+)\.(?P<pid>\d+)\.tmp$")
+
+
+def _remove_orphaned_temporaries(out: Path) -> None:
+    """Temporary files of writers killed mid-write (their process is gone); a live writer's
+    (two ``count`` runs on one folder) are left alone."""
+    for path in out.iterdir():
+        m = _TEMPORARY.match(path.name)
+        if m is None or not path.is_file():
+            continue
+        try:
+            os.kill(int(m.group("pid")), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):
+            continue  # alive under another user, or not a pid
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _listed_files(out: Path) -> set[str]:
+    """Plain file names the folder's current ``run.json`` lists (none if it is missing or bad)."""
+    try:
+        doc = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+        names = {str(f["path"]) for f in doc["files"]}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return set()
+    return {n for n in names if Path(n).name == n and n not in ("", ".", "..", RUN_FILE)}
+
+
+def _write_run_file(out: Path, inputs: ReportInputs, names: Sequence[str]) -> None:
+    """``run.json``, last: the run the outputs describe and every file with its sha256."""
+    _fsync_dir(out)  # the renamed files are on disk before run.json says they are complete
+    doc = {
+        "complete": True,
+        "written": _iso(datetime.now(UTC)),
+        "railwatch": __version__,
+        "run_id": inputs.run.id,
+        "run_started": _iso(inputs.run.started),
+        "site": inputs.site.name,
+        "model_sha256": inputs.model.sha256,
+        "model_name": inputs.model.name,
+        "scenes_counted": len(inputs.scenes),
+        "scenes_rejected": len(inputs.rejections),
+        "files": [{"path": n, "sha256": _sha256(out / n), "bytes": (out / n).stat().st_size}
+                  for n in names],
+    }
+    _write_atomic(out, RUN_FILE, lambda p: p.write_text(json.dumps(doc, indent=2) + "\n",
+                                                      encoding="utf-8"))
+    _fsync_dir(out)
+
+
 def _save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
 
 
 def _iso(t: datetime) -> str:
@@ -216,10 +376,10 @@ def _quicklooks(
             skipped.append(f"{comp.scene}: {exc}")
             continue
         files = []
+        stem = f"quicklook_{file_slug(Path(comp.scene).stem, 'scene')}_{file_slug(comp.figure.zone, 'zone')}"
         for look in looks:
-            name = f"quicklook_{Path(comp.scene).stem}_{comp.figure.zone}"
-            name += f"_{look.suffix}.png" if look.suffix else ".png"
-            save_png(look.image, out / name)
+            name = stem + (f"_{file_slug(look.suffix, 'part')}.png" if look.suffix else ".png")
+            _write_atomic(out, name, partial(save_png, look.image))
             files.append((look.caption, name))
         made.append((f"{comp.scene}, zone {comp.figure.zone} (nearest scene to the figure of "
                      f"{comp.figure.date_label})", files))

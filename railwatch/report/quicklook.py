@@ -195,7 +195,7 @@ def zone_quicklooks(
 
 
 def save_png(image: Image.Image, path: str | Path) -> None:
-    image.save(path, compress_level=3)  # optimize=True cost seconds per PNG
+    image.save(path, format="PNG", compress_level=3)  # optimize=True cost seconds per PNG
 
 
 def _rings(geom: BaseGeometry) -> list[np.ndarray]:

@@ -144,17 +144,26 @@ def load_reported(path: str | Path | None = None) -> tuple[ReportedFigure, ...]:
                     f"{path}: missing column(s) {', '.join(missing)}; the header must hold "
                     f"{','.join(REQUIRED_COLUMNS)} (and optionally note,tolerance)"
                 )
-            rows = list(reader)
+            rows = [(reader.line_num, row) for row in reader]  # a row's (last) line
     except FileNotFoundError as exc:
         raise ReportedFiguresError(f"{path}: no such file; pass --reported with a CSV") from exc
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ReportedFiguresError(f"{path}: not a readable CSV file ({exc})") from exc
-    return tuple(_parse_row(path, i + 2, row) for i, row in enumerate(rows))
+    return tuple(_parse_row(path, line, row, len(header)) for line, row in rows)
 
 
-def _parse_row(path: Path, line: int, raw: dict[str, str | None]) -> ReportedFigure:
-    row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+def _parse_row(
+    path: Path, line: int, raw: dict[str | None, str | list[str] | None], n_columns: int
+) -> ReportedFigure:
     where = f"{path}: line {line}"
+    extra = raw.get(None)
+    if extra is not None:
+        n = n_columns + (len(extra) if isinstance(extra, list) else 1)
+        raise ReportedFiguresError(
+            f"{where}: {n} fields, but the header has {n_columns}; quote a field that holds a "
+            'comma ("a, b") or remove the surplus fields'
+        )
+    row = {(k or "").strip(): v.strip() if isinstance(v, str) else "" for k, v in raw.items()}
     start, end = _parse_dates(where, row["date"])
     try:
         count = float(row["count"])

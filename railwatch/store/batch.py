@@ -187,7 +187,10 @@ def _one_scene(
     try:
         digest = sha256_file(path)  # a scene's identity, whatever its name
     except OSError as exc:
-        return Rejection(path, "unreadable", f"cannot read the file ({exc.strerror or exc})")
+        rejection = Rejection(path, "unreadable", f"cannot read the file ({exc.strerror or exc})")
+        store.record_rejection(run_id, path, None, model.sha256, site.name, rejection.reason,
+                               rejection.message)
+        return rejection
     known = store.find_scene(digest, model.sha256, site.name)
     if known is not None and known.status == "counted" and not force:
         if Path(known.path) != path.resolve() and not Path(known.path).exists():

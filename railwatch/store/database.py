@@ -10,7 +10,10 @@ Tables:
 - ``scenes``: keyed by (content sha256, model sha256, site): a renamed or moved file is the
   same scene. Path, name, acquisition time (UTC), CRS, native ground sample distance, footprint
   (WKT, site CRS), whether it is simulated (its STAC sidecar's ``railwatch:simulated``; NULL for
-  scenes counted before schema 3), status ``counted`` or ``rejected`` and the reason.
+  scenes counted before schema 3), status ``counted``.
+- ``rejections``: keyed by (path, model sha256, site), so that every rejected file is listed,
+  byte-identical ones too, and one whose bytes could not even be read (content sha256 empty):
+  reason and message. Counting a file clears its rejection.
 - ``detections``: every detected car of a counted scene: class, confidence, zone, corners (site CRS).
 - ``counts``: per counted scene, zone and class: detector count and the zone's coverage.
 
@@ -63,13 +66,21 @@ __all__ = [
 #: File name of the store inside the output folder when ``--db`` is not given.
 DEFAULT_STORE_NAME = "railwatch.sqlite"
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 #: How to bring an older store up to date, one version at a time: version -> (the next
 #: version, its statements). Columns added this way are NULL (unknown) in the old rows.
 _MIGRATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "1": ("2", ("ALTER TABLE detections ADD COLUMN class_confidence REAL",)),  # the namer's
     "2": ("3", ("ALTER TABLE scenes ADD COLUMN simulated INTEGER",)),  # simulated imagery
+    # Rejections moved out of scenes, where they were keyed by content (byte-identical bad
+    # files hid each other), into their own table keyed by path.
+    "3": ("4", (
+        "INSERT OR REPLACE INTO rejections SELECT path, model_sha256, site, name, content_sha256, "
+        "COALESCE(reason, 'unusable'), COALESCE(message, ''), run_id, recorded FROM scenes "
+        "WHERE status = 'rejected'",
+        "DELETE FROM scenes WHERE status = 'rejected'",
+    )),
 }
 
 SceneStatus = Literal["counted", "rejected"]
@@ -99,6 +110,12 @@ CREATE TABLE IF NOT EXISTS scenes (
     reason TEXT, message TEXT,
     run_id INTEGER REFERENCES runs(id), recorded TEXT NOT NULL,
     UNIQUE (content_sha256, model_sha256, site)
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    path TEXT NOT NULL, model_sha256 TEXT NOT NULL, site TEXT NOT NULL,
+    name TEXT NOT NULL, content_sha256 TEXT, reason TEXT NOT NULL, message TEXT NOT NULL,
+    run_id INTEGER REFERENCES runs(id), recorded TEXT NOT NULL,
+    PRIMARY KEY (path, model_sha256, site)
 );
 CREATE TABLE IF NOT EXISTS detections (
     scene_id INTEGER NOT NULL REFERENCES scenes(id) ON DELETE CASCADE,
@@ -156,6 +173,9 @@ class ModelRecord:
             parsed = ErrorMatrix.from_json(matrix) if isinstance(matrix, dict) else None
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{manifest.folder}/manifest.json: malformed error matrix ({exc})") from exc
+        if sha256 != manifest.sha256:  # a changed file, trusted: its accuracy was never measured
+            return cls.unmeasured(sha256, f"{manifest.name} (sha256 {sha256[:12]}…, not the "
+                                          "manifest's: a changed file loaded with --trust-model)")
         return cls(sha256, manifest.name, manifest.class_metrics(), parsed)
 
 
@@ -416,8 +436,9 @@ class Store:
                 return False
             if row is not None:
                 db.execute("DELETE FROM scenes WHERE id = ?", (row[0],))
-            db.execute("DELETE FROM scenes WHERE path = ? AND status = 'rejected' AND site = ? "
-                       "AND model_sha256 = ?", (str(scene.path.resolve()), site.name, key[1]))
+            db.execute("DELETE FROM rejections WHERE (path = ? OR content_sha256 = ?) AND "
+                       "model_sha256 = ? AND site = ?",
+                       (str(scene.path.resolve()), content_sha256, key[1], site.name))
             cur = db.execute(
                 "INSERT INTO scenes (content_sha256, model_sha256, site, name, path, acquired, "
                 "crs, gsd, footprint_wkt, simulated, status, run_id, recorded) "
@@ -448,23 +469,30 @@ class Store:
         self,
         run_id: int,
         path: Path,
-        content_sha256: str,
+        content_sha256: str | None,
         model_sha256: str,
         site: str,
         reason: str,
         message: str,
     ) -> None:
-        """Record (or refresh) a rejected scene. A counted scene is never overwritten by this."""
+        """Record (or refresh) the rejection of the file at ``path``; ``content_sha256`` is
+        ``None`` when its bytes could not be read. Nothing is recorded when the same bytes are
+        already counted with this model and site."""
         with self._transaction() as db:
+            if content_sha256 is not None and db.execute(
+                "SELECT 1 FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? AND site = ? "
+                "AND status = 'counted'", (content_sha256, model_sha256, site),
+            ).fetchone():
+                return
             db.execute(
-                "INSERT INTO scenes (content_sha256, model_sha256, site, name, path, status, "
-                "reason, message, run_id, recorded) VALUES (?, ?, ?, ?, ?, 'rejected', ?, ?, ?, ?) "
-                "ON CONFLICT(content_sha256, model_sha256, site) DO UPDATE SET "
-                "name = excluded.name, path = excluded.path, reason = excluded.reason, "
+                "INSERT INTO rejections (path, model_sha256, site, name, content_sha256, reason, "
+                "message, run_id, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(path, model_sha256, site) DO UPDATE SET name = excluded.name, "
+                "content_sha256 = excluded.content_sha256, reason = excluded.reason, "
                 "message = excluded.message, run_id = excluded.run_id, "
-                "recorded = excluded.recorded WHERE scenes.status = 'rejected'",
-                (content_sha256, model_sha256, site, path.name, str(path.resolve()),
-                 reason, message, run_id, _now()),
+                "recorded = excluded.recorded",
+                (str(path.resolve()), model_sha256, site, path.name, content_sha256, reason,
+                 message, run_id, _now()),
             )
 
     # -- reading --------------------------------------------------------------------------
@@ -506,7 +534,7 @@ class Store:
     def scenes(
         self, model_sha256: str, site: str, status: SceneStatus | None = None
     ) -> list[SceneRecord]:
-        """Scene rows for a model and site, in acquisition order (rejected last, by name)."""
+        """Scene rows for a model and site, in acquisition order (then by name)."""
         sql = f"SELECT {_SCENE_COLUMNS} FROM scenes WHERE model_sha256 = ? AND site = ?"
         args: list[object] = [model_sha256, site]
         if status is not None:
@@ -517,8 +545,8 @@ class Store:
 
     def rejections(self, model_sha256: str, site: str) -> list[RejectionRecord]:
         rows = self._db.execute(
-            "SELECT name, path, reason, message, recorded FROM scenes WHERE model_sha256 = ? "
-            "AND site = ? AND status = 'rejected' ORDER BY name",
+            "SELECT name, path, reason, message, recorded FROM rejections WHERE model_sha256 = ? "
+            "AND site = ? ORDER BY name, path",
             (model_sha256, site),
         ).fetchall()
         return [
@@ -565,7 +593,8 @@ class Store:
 
     def table_counts(self) -> dict[str, int]:
         """Row count of each table (for checks and the summary)."""
-        tables: Sequence[str] = ("runs", "scenes", "detections", "counts", "models", "sites")
+        tables: Sequence[str] = ("runs", "scenes", "rejections", "detections", "counts", "models",
+                                 "sites")
         return {t: int(self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
 

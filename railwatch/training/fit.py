@@ -26,6 +26,7 @@ from railwatch import __version__
 from railwatch.classes import CLASS_NAMES, CLASSES
 from railwatch.detect.manifest import ModelFile, ModelManifest, sha256_file
 from railwatch.errors import RailwatchError
+from railwatch.training.checkpoint import check_checkpoint, record_checkpoints, recorded_checkpoint
 
 __all__ = ["TrainSettings", "combined_data_yaml", "fit", "package_model", "train_model"]
 
@@ -161,11 +162,16 @@ def fit(
     settings: TrainSettings,
     resume: bool = False,
     progress: Callable[[str], None] = print,
+    trust_model: bool = False,
 ) -> Path:
-    """Train (or resume) and return the best weights. Runs ultralytics offline."""
+    """Train (or resume) and return the best weights. Runs ultralytics offline.
+
+    A checkpoint is a pickle: the base model or the checkpoint resumed from is loaded only when
+    :func:`~railwatch.training.checkpoint.check_checkpoint` allows it (its manifest's or the
+    run's recorded sha256, a weights-only load, or ``trust_model``).
+    """
     from railwatch.detect.offline import import_ultralytics
 
-    ultralytics = import_ultralytics()
     out = Path(settings.out).resolve()
     run_dir = out / "run"
     last = run_dir / "weights" / "last.pt"
@@ -173,15 +179,23 @@ def fit(
     if resume:
         if not last.is_file():
             raise RailwatchError(f"{last}: no checkpoint to resume from; start a new run")
-        model = ultralytics.YOLO(str(last))
+        for checkpoint in (last, run_dir / "weights" / "best.pt"):  # best.pt is packaged later
+            if checkpoint.is_file():
+                check_checkpoint(checkpoint, recorded_checkpoint(run_dir, checkpoint.name),
+                                 trust_model)
+        base = last
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / SETTINGS_FILE).write_text(json.dumps(settings.recorded(), indent=2))
         base = Path(settings.base)
         fine_tune = (base / "manifest.json").is_file() or base.suffix == ".pt"
         if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
-            base = ModelManifest.load(base).verified_path(ModelFile.WEIGHTS)  # a .pt is a pickle
-        model = ultralytics.YOLO(str(base), task="obb")
+            base = ModelManifest.load(base).verified_path(ModelFile.WEIGHTS, trust=trust_model)
+        elif base.suffix == ".pt":
+            check_checkpoint(base, None, trust_model)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SETTINGS_FILE).write_text(json.dumps(settings.recorded(), indent=2))
+    ultralytics = import_ultralytics()
+    model = ultralytics.YOLO(str(base)) if resume else ultralytics.YOLO(str(base), task="obb")
+    model.add_callback("on_model_save", lambda trainer: record_checkpoints(Path(trainer.wdir)))
     started = time.monotonic()
 
     def on_epoch_end(trainer: Any) -> None:
@@ -232,12 +246,13 @@ def train_model(
     progress: Callable[[str], None] = print,
     command: str | None = None,
     extra_training: dict[str, Any] | None = None,
+    trust_model: bool = False,
 ) -> ModelManifest:
     """Fit (or resume), measure on the validation chips with a tuned threshold, and write the
     model folder ``settings.out``: all of ``railwatch train`` as one call."""
     from railwatch.training.tune import measure_on_val
 
-    best = fit(settings, resume=resume, progress=progress)
+    best = fit(settings, resume=resume, progress=progress, trust_model=trust_model)
     progress(f"measuring {best} on the validation chips ...")
     accuracy = measure_on_val(best, settings.datasets, settings.imgsz)
     return package_model(best, settings, accuracy, extra_training=extra_training, command=command)

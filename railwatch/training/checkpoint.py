@@ -1,0 +1,131 @@
+"""Checkpoints (``.pt``) are pickles: loading one runs whatever code it names. Nothing is loaded
+unless it is known or provably inert.
+
+A checkpoint may be loaded when (in this order) the user vouches for it (``--trust-model``);
+its sha256 is the one recorded for it (a model folder's manifest, or ``run/checkpoints.json``,
+which a training run rewrites each time it saves); or ``torch.load(weights_only=True)`` reads it
+while allowing no class but the ``torch.nn`` and ``ultralytics.nn`` modules a YOLO model is
+made of (and railwatch's class names): a file that passes can name nothing else for the full
+unpickler that ultralytics uses to call. Anything else is refused before it is unpickled, with
+the names it would have called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from railwatch.detect.manifest import sha256_file
+from railwatch.errors import ModelIntegrityError
+
+__all__ = ["CHECKPOINTS_FILE", "check_checkpoint", "record_checkpoints", "recorded_checkpoint"]
+
+#: In a training run's folder (``OUT/run/``): the sha256 of each checkpoint it wrote last.
+CHECKPOINTS_FILE = "checkpoints.json"
+
+#: Modules whose ``nn.Module`` classes a checkpoint may name.
+_MODULE_PREFIXES = ("torch.nn.modules.", "ultralytics.nn.")
+#: Other classes a railwatch checkpoint names (its training arguments hold the class names).
+_OTHER_CLASSES = ("railwatch.classes.CarClass",)
+
+_TRUST_HINT = ("Loading a checkpoint runs code: pass --trust-model only if you know where this "
+               "file came from")
+
+
+def check_checkpoint(path: Path, expected_sha256: str | None, trust: bool = False) -> str:
+    """The sha256 of ``path`` when it may be loaded; raises :class:`ModelIntegrityError` if not.
+
+    ``expected_sha256``: what a manifest or the run's record says the file is (``None``: no
+    record). See the module docstring for the rule.
+    """
+    actual = sha256_file(path)
+    if trust or actual == expected_sha256:
+        return actual
+    problem = _weights_only_problem(path)
+    if problem is None:
+        return actual
+    if expected_sha256 is not None:
+        raise ModelIntegrityError(
+            f"{path}: sha256 {actual[:12]}… does not match the one recorded for it "
+            f"({expected_sha256[:12]}…), and {problem}: the file was changed or replaced. "
+            + _TRUST_HINT
+        )
+    raise ModelIntegrityError(
+        f"{path}: no recorded sha256 vouches for this checkpoint, and {problem}. " + _TRUST_HINT
+    )
+
+
+def recorded_checkpoint(run_dir: Path, name: str) -> str | None:
+    """The sha256 a training run recorded for its checkpoint ``name`` (``last.pt``), if any."""
+    try:
+        doc = json.loads((run_dir / CHECKPOINTS_FILE).read_text(encoding="utf-8"))
+        value = doc[name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def record_checkpoints(weights_dir: Path) -> None:
+    """Record the sha256 of ``last.pt`` and ``best.pt`` in ``weights_dir``'s run folder (written
+    to a temporary name and renamed: a reader sees the old record or the new one)."""
+    run_dir = weights_dir.parent
+    doc = {p.name: sha256_file(p) for p in (weights_dir / "last.pt", weights_dir / "best.pt")
+           if p.is_file()}
+    tmp = run_dir / f".{CHECKPOINTS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / CHECKPOINTS_FILE)
+
+
+def _weights_only_problem(path: Path) -> str | None:
+    """Why ``torch.load(weights_only=True)`` will not read ``path`` with the allowed classes;
+    ``None`` when it does."""
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as exc:  # any failure to parse: not provably inert
+        return f"it is not a torch checkpoint ({_first_line(exc)})"
+    allowed: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = []
+    refused: list[str] = []
+    for name in names:
+        cls = _allowed_class(name, torch.nn.Module)
+        if cls is None:
+            refused.append(name)
+        else:
+            allowed.append(cls)
+    if refused:
+        return f"loading it would call {', '.join(sorted(refused))}"
+    try:
+        with torch.serialization.safe_globals(allowed):
+            torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the weights-only unpickler refused it
+        return f"torch will not load it as weights only ({_first_line(exc)})"
+    return None
+
+
+def _allowed_class(name: str, module_base: type) -> type | None:
+    if not (name.startswith(_MODULE_PREFIXES) or name in _OTHER_CLASSES):
+        return None  # never import what the file names unless it is one of these
+    if name.startswith("ultralytics."):
+        from railwatch.detect.offline import import_ultralytics
+
+        import_ultralytics()
+    module, _, attr = name.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+    if not isinstance(obj, type):
+        return None
+    if name in _OTHER_CLASSES or issubclass(obj, module_base):
+        return obj
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

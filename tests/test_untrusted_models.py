@@ -1,0 +1,178 @@
+"""Untrusted files are never executed, and a model is identified by the bytes actually loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from railwatch.cli import main
+from railwatch.detect.detector import load_detector
+from railwatch.detect.manifest import ModelManifest, default_model_dir, sha256_file
+from railwatch.errors import ModelError, ModelIntegrityError
+from railwatch.store.database import ModelRecord
+
+
+class _RunsCode:
+    """Unpickling this makes a directory: proof that loading the file ran code."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _evil_pt(path: Path, marker: Path) -> Path:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": _RunsCode(str(marker)), "train_args": {}}, path)
+    return path
+
+
+def test_train_from_an_unverified_pt_is_refused_before_it_is_unpickled(tmp_path):
+    marker = tmp_path / "code-ran"
+    evil = _evil_pt(tmp_path / "evil.pt", marker)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data.yaml").write_text("train: images/train\nval: images/val\ngsd: 0.3\n")
+    result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m"), "--data",
+                                       str(data), "--from", str(evil), "--epochs", "1"])
+    assert not marker.exists(), "the crafted checkpoint was unpickled"
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "evil.pt" in result.stderr and "--trust-model" in result.stderr
+    assert "posix.mkdir" in result.stderr  # what it would have called
+    assert "Traceback" not in result.stderr
+
+
+def test_train_resume_from_a_checkpoint_the_run_did_not_record_is_refused(tmp_path):
+    from railwatch.training.fit import SETTINGS_FILE, TrainSettings
+
+    out = tmp_path / "m"
+    marker = tmp_path / "code-ran"
+    _evil_pt(out / "run" / "weights" / "last.pt", marker)
+    settings = TrainSettings(datasets=(str(tmp_path),), out=str(out))
+    (out / SETTINGS_FILE).write_text(json.dumps(asdict(settings)))
+    result = CliRunner().invoke(main, ["train", "--out", str(out), "--resume"])
+    assert not marker.exists(), "the crafted checkpoint was unpickled"
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "last.pt" in result.stderr and "--trust-model" in result.stderr
+
+
+def test_checkpoint_gate(tmp_path):
+    """Recorded sha256, or --trust-model, or a file torch loads with weights_only=True (module
+    classes of torch.nn and ultralytics.nn only): anything else is refused unread."""
+    from railwatch.training.checkpoint import check_checkpoint
+
+    shipped = default_model_dir() / "railcar-obb.pt"
+    sha = sha256_file(shipped)
+    assert check_checkpoint(shipped, sha, trust=False) == sha
+    assert check_checkpoint(shipped, None, trust=False) == sha  # weights-only loadable
+    marker = tmp_path / "code-ran"
+    evil = _evil_pt(tmp_path / "evil.pt", marker)
+    with pytest.raises(ModelIntegrityError, match=r"evil\.pt: .*posix\.mkdir"):
+        check_checkpoint(evil, None, trust=False)
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        check_checkpoint(evil, sha, trust=False)
+    assert check_checkpoint(evil, sha, trust=True) == sha256_file(evil)  # trusted: not read
+    assert not marker.exists()
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    src = default_model_dir()
+    for name in ("manifest.json", "railcar-obb.onnx"):
+        shutil.copyfile(src / name, folder / name)
+    return folder
+
+
+def test_a_trusted_modified_onnx_is_identified_by_its_own_bytes(model_copy):
+    import onnx
+
+    genuine = load_detector(model_copy)
+    manifest = ModelManifest.load(model_copy)
+    assert genuine.model_sha256 == manifest.sha256  # a genuine model keeps its identity
+    path = model_copy / "railcar-obb.onnx"
+    model = onnx.load(path)
+    model.doc_string = "changed by someone"
+    onnx.save(model, path)
+    with pytest.raises(ModelIntegrityError):
+        load_detector(model_copy)
+    trusted = load_detector(model_copy, trust_model=True)
+    assert trusted.model_sha256 == sha256_file(path) != manifest.sha256
+    record = ModelRecord.describing(trusted)
+    assert record.sha256 == trusted.model_sha256
+    assert "not the manifest's" in record.name
+    # Its accuracy was never measured: the genuine model's is not claimed for it.
+    assert all(m.precision == 1.0 and m.recall == 1.0 for m in record.metrics.values())
+
+
+def test_a_model_file_that_does_not_parse_is_a_model_error(model_copy, tmp_path):
+    (model_copy / "railcar-obb.onnx").write_bytes(b"\x08\x07 not a protobuf" * 64)
+    with pytest.raises(ModelError, match=r"railcar-obb\.onnx: not a loadable ONNX model"):
+        load_detector(model_copy, trust_model=True)
+    scene = tmp_path / "scene_20231005.tif"
+    scene.write_bytes(b"")
+    result = CliRunner().invoke(main, ["count", str(scene), "--model", str(model_copy),
+                                       "--trust-model", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "not a loadable ONNX model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_identity_follows_the_bytes_loaded_for_each_stage(tmp_path):
+    from railwatch.classes import CLASSES
+    from railwatch.detect.manifest import NAMER_FILE
+
+    files = {"weights": {"path": "w.pt", "sha256": "a" * 64},
+             "onnx": {"path": "w.onnx", "sha256": "b" * 64},
+             NAMER_FILE: {"path": "n.onnx", "sha256": "c" * 64}}
+    finder_only = ModelManifest(tmp_path, "m", CLASSES, 0.3, 320,
+                                {k: v for k, v in files.items() if k != NAMER_FILE})
+    assert finder_only.identity({"onnx": "b" * 64}) == finder_only.sha256 == "a" * 64
+    assert finder_only.identity({"weights": "a" * 64}) == "a" * 64
+    assert finder_only.identity({"onnx": "d" * 64}) == "d" * 64
+    both = ModelManifest(tmp_path, "m", CLASSES, 0.3, 320, files)
+    genuine = both.identity({"onnx": "b" * 64, NAMER_FILE: "c" * 64})
+    assert genuine == both.sha256
+    changed = {both.identity({"onnx": "d" * 64, NAMER_FILE: "c" * 64}),
+               both.identity({"onnx": "b" * 64, NAMER_FILE: "d" * 64}),
+               both.identity({"weights": "d" * 64, NAMER_FILE: "c" * 64})}
+    assert genuine not in changed and len(changed) == 2  # finder changed (either file) / namer changed
+
+
+def test_a_run_records_its_checkpoints_and_resumes_from_them_only(tmp_path):
+    from railwatch.training.checkpoint import check_checkpoint, record_checkpoints, recorded_checkpoint
+
+    weights = tmp_path / "run" / "weights"
+    weights.mkdir(parents=True)
+    last = weights / "last.pt"
+    shutil.copyfile(default_model_dir() / "railcar-obb.pt", last)
+    assert recorded_checkpoint(tmp_path / "run", "last.pt") is None
+    record_checkpoints(weights)  # what the on_model_save callback does after each save
+    recorded = recorded_checkpoint(tmp_path / "run", "last.pt")
+    assert recorded == sha256_file(last) and recorded_checkpoint(tmp_path / "run", "best.pt") is None
+    assert check_checkpoint(last, recorded) == recorded
+    marker = tmp_path / "code-ran"
+    _evil_pt(last, marker)  # replaced after it was recorded
+    with pytest.raises(ModelIntegrityError, match="does not match the one recorded"):
+        check_checkpoint(last, recorded)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [None, "[1, 2]", "train: [", "gsd: fine"])
+def test_a_data_folder_without_a_dataset_yaml_is_a_usage_error(tmp_path, content):
+    data = tmp_path / "data"
+    data.mkdir()
+    if content is not None:
+        (data / "data.yaml").write_text(content)
+    result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m"), "--data", str(data)])
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "railwatch dataset" in result.stderr and "Traceback" not in result.stderr
