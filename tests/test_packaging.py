@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from railwatch.detect.manifest import ModelFile
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_FILES = ("manifest.json", "railcar-obb.onnx", "railcar-obb.pt")
 
@@ -62,6 +64,7 @@ print(json.dumps({
     "package": railwatch.__file__, "folder": str(folder), "name": manifest.name,
     "onnx": str(manifest.verified_path(ModelFile.ONNX)),
     "weights": str(manifest.verified_path(ModelFile.WEIGHTS)),
+    "namer": str(manifest.verified_path(ModelFile.NAMER_ONNX)) if manifest.namer_spec() else None,
 }))
 """
     env = {k: v for k, v in os.environ.items() if k not in ("RAILWATCH_MODEL_DIR", "PYTHONPATH")}
@@ -74,4 +77,7 @@ print(json.dumps({
     assert Path(found["package"]).resolve().parent == installed
     assert Path(found["folder"]).resolve() == installed / "models"
     assert Path(found["onnx"]).resolve().parent == installed / "models"
-    assert found["name"] == "railcar-obb"
+    shipped = json.loads((ROOT / "railwatch" / "models" / "manifest.json").read_text())
+    assert found["name"] == shipped["name"]
+    if ModelFile.NAMER_ONNX.value in shipped["files"]:  # a two-stage model ships its namer too
+        assert Path(found["namer"]).resolve().parent == installed / "models"

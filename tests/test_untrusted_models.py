@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from railwatch.cli import main
 from railwatch.detect.detector import load_detector
-from railwatch.detect.manifest import ModelManifest, default_model_dir, sha256_file
+from railwatch.detect.manifest import ModelFile, ModelManifest, default_model_dir, sha256_file
 from railwatch.errors import ModelError, ModelIntegrityError
 from railwatch.store.database import ModelRecord
 
@@ -89,8 +89,9 @@ def model_copy(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     src = default_model_dir()
-    for name in ("manifest.json", "railcar-obb.onnx"):
-        shutil.copyfile(src / name, folder / name)
+    for name in ("manifest.json", "railcar-obb.onnx", "namer.onnx"):
+        if (src / name).is_file():  # the namer of a two-stage model
+            shutil.copyfile(src / name, folder / name)
     return folder
 
 
@@ -107,7 +108,12 @@ def test_a_trusted_modified_onnx_is_identified_by_its_own_bytes(model_copy):
     with pytest.raises(ModelIntegrityError):
         load_detector(model_copy)
     trusted = load_detector(model_copy, trust_model=True)
-    assert trusted.model_sha256 == sha256_file(path) != manifest.sha256
+    # The changed finder's own bytes take the finder's place in the identity (alone for a
+    # one-stage model; beside the namer's sha256 for a two-stage one).
+    expected = manifest.identity({ModelFile.ONNX: sha256_file(path)})
+    assert trusted.model_sha256 == expected != manifest.sha256
+    if manifest.namer_spec() is None:
+        assert expected == sha256_file(path)
     record = ModelRecord.describing(trusted)
     assert record.sha256 == trusted.model_sha256
     assert "not the manifest's" in record.name
