@@ -75,12 +75,16 @@ def _row(factor: str, value: object, cond: Condition, evals: list[Evaluation], e
     pooled = merge_evaluations(f"{factor}={value}", evals)
     s: ClassScore = pooled.any_class
     per_scene = [abs(e.any_class.count_error) for e in evals if e.any_class.n_true]
+    per_scene_covered = [abs(e.per_class["covered_car"].count_error) for e in evals
+                         if e.per_class["covered_car"].n_true]
     row.update({
         "n_true": s.n_true, "n_pred": s.n_pred, "precision": round(s.precision, 4),
         "recall": round(s.recall, 4), "f1": round(s.f1, 4),
         "covered_f1": round(pooled.per_class["covered_car"].f1, 4),
         "count_error": round(s.count_error, 4),
         "mean_abs_scene_count_error": round(sum(per_scene) / len(per_scene), 4) if per_scene else None,
+        "covered_mean_abs_scene_count_error": (round(sum(per_scene_covered) / len(per_scene_covered), 4)
+                                               if per_scene_covered else None),
     })
     return row
 
@@ -134,10 +138,11 @@ def markdown(result: Mapping[str, Any]) -> str:
     nan = float("nan")
     table = markdown_table(
         ["factor", "value", "scenes", "true cars", "predicted", "precision", "recall", "F1",
-         "covered F1", "count error", "mean abs scene count error"],
+         "covered F1", "count error", "mean abs scene count error", "covered: mean abs scene count error"],
         [[r["factor"], r["value"], r["scenes"], r.get("n_true", 0), r.get("n_pred", 0),
           r.get("precision", nan), r.get("recall", nan), r.get("f1", nan), r.get("covered_f1", nan),
-          _percent(r.get("count_error"), signed=True), _percent(r.get("mean_abs_scene_count_error"))]
+          _percent(r.get("count_error"), signed=True), _percent(r.get("mean_abs_scene_count_error")),
+          _percent(r.get("covered_mean_abs_scene_count_error"))]
          for r in result["rows"]],
     )
     ref = result["reference"]

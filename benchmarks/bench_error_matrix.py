@@ -6,7 +6,8 @@ every season, with medium and dense yards, and counted by the full pipeline (war
 chip plan, finder, namer). Each detection is matched one to one with a true car on rotated
 IoU 0.3 whatever the class: the pair adds to the matrix cell (called, true); an unmatched
 detection to (called, not a car); an unmatched car to (missed, true). The matrix, with the
-number of cars behind each cell, goes into the model's manifest (``accuracy.system``) with
+number of cars behind each cell (and each scene's own matrix, so that the correction can tell how much scenes
+disagree), goes into the model's manifest (``accuracy.system``) with
 ``--write``, where the count correction (:mod:`railwatch.count.errormatrix`) finds it.
 
     python benchmarks/bench_error_matrix.py --model railwatch/models --scenes 10 --write
@@ -59,6 +60,7 @@ def measure(model: Path, n_scenes: int, work: Path, log=print
     site = benchmark_site(YARD_BOX, "error-matrix")
     region = site.counting_region()
     total = np.zeros((len(CLASS_NAMES) + 1,) * 2, dtype=np.int64)
+    per_scene = []
     rows = []
     for seed, gsd, season, density in scene_plan(n_scenes):
         spec = SceneSpec(at=scene_time(season), gsd=gsd, cloud_fraction=0.0, haze=0.05, season=season,
@@ -76,6 +78,7 @@ def measure(model: Path, n_scenes: int, work: Path, log=print
         corners, classes = sim.truth_in(region)
         m = system_matrix(found.corners, found.class_id, found.confidence, corners, classes, 0.3)
         total += m
+        per_scene.append(m)
         covered_true = int((classes == 0).sum())
         covered_found = int((found.class_id == 0).sum())
         rows.append({"seed": seed, "gsd": gsd, "season": str(season), "density": str(density),
@@ -86,7 +89,7 @@ def measure(model: Path, n_scenes: int, work: Path, log=print
     last = FIRST_SEED + n_scenes - 1
     on = (f"{len(rows)} simulated scenes of the Tumangang yard (seeds {FIRST_SEED}–{last}, "
           f"native {GSDS[0]}–{GSDS[-1]} m, every season, medium and dense yards), rotated IoU 0.3")
-    return ErrorMatrix(total, measured_on=on), rows
+    return ErrorMatrix(total, measured_on=on, per_scene=np.stack(per_scene)), rows
 
 
 def main(argv: list[str] | None = None) -> int:

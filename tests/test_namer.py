@@ -148,3 +148,21 @@ def test_namer_onnx_and_torch_agree(tmp_path):
     assert from_onnx.shape == (7, len(NAMER_LABELS))
     np.testing.assert_allclose(from_onnx, from_torch, atol=1e-5)
     np.testing.assert_allclose(from_onnx.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_scenes_that_disagree_widen_the_interval_beyond_the_binomial():
+    # The same pooled matrix from scenes alike, and from scenes that disagree (one finds 95 % of
+    # the covered cars, the other 55 %): the second's found share is less certain.
+    clear, murky = P.copy(), P.copy()
+    clear[:, 0] *= 0.95 / P[:, 0].sum()
+    murky[:, 0] *= 0.55 / P[:, 0].sum()
+    apart = np.stack([_expected_matrix(TRUE, clear, FALSE, 10.0), _expected_matrix(TRUE, murky, FALSE, 10.0)])
+    pooled = apart.sum(axis=0)
+    alike = np.stack([np.floor(pooled / 2), pooled - np.floor(pooled / 2)])
+    detected = P @ TRUE + FALSE
+    same = ErrorMatrix(pooled, per_scene=alike).correct(detected)["covered_car"]
+    differ = ErrorMatrix(pooled, per_scene=apart).correct(detected)["covered_car"]
+    assert same.estimate == pytest.approx(differ.estimate)
+    assert differ.sd > 1.5 * same.sd
+    with pytest.raises(ValueError):
+        ErrorMatrix(pooled, per_scene=alike[:1])  # does not sum to the counts

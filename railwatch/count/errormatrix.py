@@ -21,8 +21,13 @@ Its variance (delta method, terms independent) adds: which detections are which,
 ``Σ_i n_i u_ij (1 − u_ij)``; the matrix's sampling error of the ``u_ij``, ``Σ_i n_i² u_ij
 (1 − u_ij) / C[i, ·]``; cars missed, ``N_j (1 − d_j) d_j``; and the sampling error of ``d_j``,
 ``N_j² d_j (1 − d_j) / C[·, j]``; all over ``d_j²``. A matrix measured on few cars gives a wide
-interval. Assumed: the shares hold for the imagery counted (the gap between simulated test
-scenes and real imagery is not in the interval).
+interval. Cars of one scene are not independent draws (a snowy scene hides many, a clear one
+few): when the matrix keeps each scene's own counts, the shares' sampling variances are also
+measured between scenes (ratio estimators over the scenes as clusters) and the larger of the
+two is used; and because a new scene's own shares are a draw from that spread, not its mean,
+the spread of the scenes' shares about the pooled ones (weighted by their cars) is added.
+Assumed: the shares hold for the imagery counted (the gap between simulated test scenes and
+real imagery is not in the interval).
 """
 
 from __future__ import annotations
@@ -55,9 +60,16 @@ class ErrorMatrix:
 
     counts: np.ndarray
     measured_on: str = ""
+    #: Each test scene's own counts ``(S, K + 1, K + 1)`` (their sum is ``counts``), or None.
+    per_scene: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         k = len(CLASS_NAMES) + 1
+        if self.per_scene is not None:
+            s = np.asarray(self.per_scene, dtype=np.float64)
+            if s.ndim != 3 or s.shape[1:] != (k, k) or not np.allclose(s.sum(axis=0), self.counts):
+                raise ValueError("per-scene matrices must be (S, K + 1, K + 1) and sum to the counts")
+            object.__setattr__(self, "per_scene", s)
         c = np.asarray(self.counts)
         if c.shape != (k, k):
             raise ValueError(
@@ -75,13 +87,49 @@ class ErrorMatrix:
         rows, cols = list(doc["rows"]), list(doc["columns"])  # type: ignore[call-overload]
         if rows != [*CLASS_NAMES, MISSED] or cols != [*CLASS_NAMES, NOT_A_CAR]:
             raise ValueError(f"error matrix rows {rows} / columns {cols} are not railwatch's")
-        return cls(np.asarray(doc["counts"], dtype=np.float64), str(doc.get("measured_on", "")))
+        scenes = doc.get("per_scene")
+        return cls(np.asarray(doc["counts"], dtype=np.float64), str(doc.get("measured_on", "")),
+                   None if scenes is None else np.asarray(scenes, dtype=np.float64))
 
     def as_json(self) -> dict[str, object]:
-        return {
+        doc: dict[str, object] = {
             "rows": [*CLASS_NAMES, MISSED], "columns": [*CLASS_NAMES, NOT_A_CAR],
             "counts": [[int(v) for v in row] for row in self.counts], "measured_on": self.measured_on,
         }
+        if self.per_scene is not None:
+            doc["per_scene"] = [[[int(v) for v in row] for row in m] for m in self.per_scene]
+        return doc
+
+    def share_variances(self) -> tuple[np.ndarray, np.ndarray]:
+        """Variances of the user's shares ``u`` ``(K, K)`` and the found shares ``d`` ``(K,)`` for
+        one new scene: their sampling error (binomial over the cars, or between the scenes when
+        that is larger), plus, with per-scene counts, how far the scenes' own shares scatter."""
+        k = len(CLASS_NAMES)
+        u, d = self.user_shares[:, :k], self.found_shares
+        rows = self.counts[:k].sum(axis=1)
+        cols = self.counts[:, :k].sum(axis=0)
+        var_u = np.where(rows[:, None] > 0, u * (1 - u) / np.maximum(rows, 1.0)[:, None], 0.0)
+        var_d = d * (1 - d) / np.maximum(cols, 1.0)
+        scenes = self.per_scene
+        if scenes is not None and len(scenes) >= 2:
+            s = len(scenes)
+            row_s = scenes[:, :k].sum(axis=2)  # (S, K) detections called each class per scene
+            cell_s = scenes[:, :k, :k]  # (S, K, K)
+            dev_u = cell_s - u[None] * row_s[:, :, None]
+            between_u = s / (s - 1) * (dev_u**2).sum(axis=0) / np.maximum(rows, 1.0)[:, None] ** 2
+            found_s = scenes[:, :k, :k].sum(axis=1)  # (S, K) cars of each class found per scene
+            true_s = scenes[:, :, :k].sum(axis=1)
+            dev_d = found_s - d[None] * true_s
+            between_d = s / (s - 1) * (dev_d**2).sum(axis=0) / np.maximum(cols, 1.0) ** 2
+            # A new scene's shares scatter about the pooled ones as the test scenes' did.
+            share_u = cell_s / np.maximum(row_s, 1.0)[:, :, None]
+            spread_u = ((row_s[:, :, None] * (share_u - u[None]) ** 2).sum(axis=0)
+                        / np.maximum(rows, 1.0)[:, None])
+            share_d = found_s / np.maximum(true_s, 1.0)
+            spread_d = (true_s * (share_d - d[None]) ** 2).sum(axis=0) / np.maximum(cols, 1.0)
+            var_u = np.maximum(var_u, np.where(rows[:, None] > 0, between_u, 0.0)) + s / (s - 1) * spread_u
+            var_d = np.maximum(var_d, between_d) + s / (s - 1) * spread_d
+        return var_u, var_d
 
     @property
     def user_shares(self) -> np.ndarray:
@@ -140,18 +188,16 @@ class ErrorMatrix:
         if (n < 0).any():
             raise ValueError(f"counts cannot be negative, got {n}")
         u = self.user_shares[:, :k]
-        rows = self.counts[:k].sum(axis=1)
-        cols = self.counts[:, :k].sum(axis=0)
+        var_u, var_d = self.share_variances()
         d = np.maximum(self.found_shares, _MIN_SHARE)
         out: dict[str, CountInterval] = {}
         for j, name in enumerate(CLASS_NAMES):
             found = float(n @ u[:, j])
             estimate = found / d[j]
             which = float(np.sum(n * u[:, j] * (1 - u[:, j])))
-            spread = n**2 * u[:, j] * (1 - u[:, j]) / np.maximum(rows, 1)
-            shares = float(np.sum(np.where(rows > 0, spread, 0.0)))
+            shares = float(np.sum(n**2 * var_u[:, j]))
             missed = estimate * (1 - d[j]) * d[j]
-            found_share = estimate**2 * d[j] * (1 - d[j]) / max(cols[j], 1.0)
+            found_share = estimate**2 * float(var_d[j])
             variance = (which + shares + missed + found_share) / d[j] ** 2
             normal = CountInterval.from_moments(estimate, variance, z)
             # None seen is not proof of none: never claim fewer than the cars a system that finds
