@@ -500,13 +500,18 @@ def _markdown(
 ) -> str:
     counted = [r for r in inputs.records if r.status == "counted"]
     m = inputs.model
-    metrics = ", ".join(f"{c} p={v.precision:.2f} r={v.recall:.2f}" for c, v in m.metrics.items())
-    unmeasured = all(v.precision == 1.0 and v.recall == 1.0 for v in m.metrics.values())
+    shares = m.matrix.class_metrics() if m.matrix is not None else m.metrics
+    metrics = ", ".join(f"{c} p={v.precision:.2f} r={v.recall:.2f}" for c, v in shares.items())
+    unmeasured = m.matrix is None and all(v.precision == 1.0 and v.recall == 1.0 for v in m.metrics.values())
+    correction = (
+        f" Counts are corrected by the whole system's error matrix, measured on {m.matrix.measured_on}"
+        " (`railwatch/count/errormatrix.py`)." if m.matrix is not None else ""
+    )
     parts = [
         f"# railwatch report: {inputs.site.name}\n",
         *_provenance_notes(counted),
         f"Generated {_iso(datetime.now(UTC))}. Model `{m.name}` (sha256 `{m.sha256}`); measured "
-        f"accuracy: {metrics}."
+        f"accuracy: {metrics}.{correction}"
         + (" No accuracy was measured for this model: intervals carry no detector error." if
            unmeasured else "") + "\n",
         f"Scenes counted: {len(counted)}; rejected: {len(inputs.rejections)} (see "
