@@ -51,7 +51,8 @@ class Runtime(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class DetectorSettings:
     """Inference options. ``conf=None`` takes the manifest's tuned threshold; ``threads=None``
-    lets ONNX Runtime use every core (set it when several detectors share a machine)."""
+    lets ONNX Runtime (finder and namer) use every core; set it when several detectors share a
+    machine."""
 
     runtime: Runtime = Runtime.ONNX
     conf: float | None = None
@@ -417,7 +418,7 @@ def load_detector(
     namer = None
     if spec is not None:
         namer_bytes, loaded[NAMER_FILE] = manifest.read_verified(NAMER_FILE, trust=trust_model)
-        namer = Namer(namer_bytes, spec, path=manifest.path_of(NAMER_FILE))
+        namer = Namer(namer_bytes, spec, path=manifest.path_of(NAMER_FILE), threads=settings.threads)
     return Detector(manifest, backend, settings, namer, manifest.identity(loaded))
 
 
