@@ -6,16 +6,19 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import write_scene, write_site
 from fake_detector import FakeFactory
 from shapely.geometry import Point
 
+from railwatch.cli import main
 from railwatch.site import Site, load_site
 from railwatch.store.batch import BatchSettings, run_batch
 from railwatch.store.cluster import ClusterSpec, run_batch_on_cluster
 from railwatch.store.database import ModelRecord, Store
 
 LON, LAT = 130.6081, 42.4214
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_tiles"
 QUIET = BatchSettings(progress=False)
 
 
@@ -105,3 +108,19 @@ def test_a_worker_killed_mid_scene_loses_nothing_and_a_scene_killing_two_is_reje
             (always, "killed_worker")]
     counts, dets = _rows(tmp / "s.sqlite")
     assert len(counts) == 3 * 5 and len(dets) == 3 * 6  # three scenes, each counted once
+
+
+@pytest.mark.slow
+def test_count_cli_on_a_local_cluster_writes_the_serial_outputs(tmp_path, allow_loopback):
+    """The shipped model on two sample scenes: --cluster local:2 writes the serial frames.csv
+    and detections.geojson byte for byte."""
+    scenes = [str(SAMPLE / f"tumangang_khasan_{t}.tif") for t in ("20231005T0215Z", "20231010T0205Z")]
+    outs = {}
+    for name, extra in (("serial", []), ("cluster", ["--cluster", "local:2"])):
+        outs[name] = tmp_path / name
+        result = CliRunner().invoke(main, ["count", *scenes, "--out", str(outs[name]),
+                                           "--no-progress", *extra])
+        assert result.exit_code == 0, result.output + result.stderr
+        assert "counted 2, skipped 0" in result.stderr
+    for output in ("frames.csv", "detections.geojson"):
+        assert (outs["cluster"] / output).read_bytes() == (outs["serial"] / output).read_bytes()
