@@ -59,6 +59,12 @@ def test_cluster_spec_parsing():
             ClusterSpec.parse(bad)
 
 
+def test_a_bad_cluster_option_is_a_usage_error(world):
+    _, _, images, _ = world
+    result = CliRunner().invoke(main, ["count", str(images), "--cluster", "8786"])
+    assert result.exit_code == 2 and "local:N" in result.stderr
+
+
 def test_a_local_cluster_counts_what_the_serial_batch_counts(world, allow_loopback):
     tmp, site, images, _ = world
     log = tmp / "loads.log"
