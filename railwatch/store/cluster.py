@@ -26,7 +26,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -183,7 +183,9 @@ def run_batch_on_cluster(
         completed = as_completed()
         try:
             for n, (source, digest) in enumerate(driver.pending()):
-                future = client.submit(count_scene, source, site, factory, pure=False,
+                # Workers may not share the driver's working folder: local paths go absolute.
+                task = source if source.remote else replace(source, href=source.location)
+                future = client.submit(count_scene, task, site, factory, pure=False,
                                        key=f"railwatch-scene-{n}-{digest[:12]}")
                 pending[future] = (source, digest)
                 completed.add(future)
@@ -202,13 +204,16 @@ def _outcome(future: Future[Observation | Rejection], source: SceneSource) -> Ob
     from distributed import KilledWorker
 
     try:
-        return future.result()
+        result = future.result()
     except KilledWorker:
         return Rejection(
             source, "killed_worker",
             f"killed {ALLOWED_FAILURES + 1} workers that were counting it (out of memory, or a "
             "crash in GDAL or the model); count it alone (railwatch count FILE) to see why",
         )
+    if isinstance(result, Rejection):  # named as the driver was given it
+        return Rejection(source, result.reason, result.message)
+    return result
 
 
 @contextmanager
