@@ -146,7 +146,7 @@ def test_count_cli_reads_a_stac_item_with_asset(tmp_path, monkeypatch):
     path = tmp_path / "one.json"
     path.write_text(json.dumps(item("one", {"visual": tif("missing.tif"), "pan": tif("pan.tif")})))
     det = FakeDetector(site.crs, cars(site))
-    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda **kw: det)
+    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda choice: det)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["count", str(path), "--asset", "pan", "--site", str(site_path),
                                        "--out", str(out), "--no-progress"])
