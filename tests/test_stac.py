@@ -129,14 +129,17 @@ def test_an_item_collection_mixing_a_local_file_an_http_cog_and_an_unreachable_u
         assert records["item-a.tif"].path == str(local.resolve())
         assert records["item-a.tif"].acquired.isoformat() == "2023-10-03T01:02:03+00:00"
         assert records["item-b.tif"].acquired.isoformat() == "2023-10-04T02:00:00+00:00"
-        assert records["item-c.tif"].status == "rejected" and dead in records["item-c.tif"].path
+        rejected = {r.name: r for r in store.rejections(model.sha256, site.name)}
+        assert sorted(rejected) == ["item-c.tif", "item-d.tif"]
+        assert rejected["item-c.tif"].path == dead and rejected["item-c.tif"].reason == "unreachable"
         assert len(det.calls) == 2
         # Rerun: both counted scenes are recognised (content sha256; item id + ETag), no pixel read.
         before = len(http.requests)
         again = run_batch([items], site, det, store, model, QUIET, say=lines.append)
         assert len(again.skipped) == 2 and not again.counted and len(again.rejected) == 2
         assert [m for m, _, _ in http.requests[before:]] == ["HEAD"]
-        assert len(det.calls) == 2 and len(store.scenes(model.sha256, site.name)) == 4
+        assert len(det.calls) == 2 and len(store.scenes(model.sha256, site.name)) == 2
+        assert len(store.rejections(model.sha256, site.name)) == 2
 
 
 def test_count_cli_reads_a_stac_item_with_asset(tmp_path, monkeypatch):
