@@ -9,7 +9,8 @@ Usage (from the repository root)::
 Each sample scene is opened and observed (``open_scene`` + ``observe_scene``, the shipped model,
 ONNX Runtime) in a fresh process per version, versions interleaved scene by scene (before, after,
 before, after, ...) so that background load falls on both; in each process one warm-up run, then
-the median of ``--repeats`` runs. The model's time is the time inside the runtime's ``predict``.
+the median of ``--repeats`` runs. The model's time is the time inside the finder runtime's
+``predict`` and, where the model has one, the namer's ``probabilities``.
 Prints a JSON document and a markdown table.
 """
 
@@ -46,6 +47,17 @@ def one_scene(scene: Path, repeats: int) -> dict[str, float]:
         return out
 
     detector.backend.predict = timed  # type: ignore[method-assign]
+    namer = getattr(detector, "namer", None)  # the second stage, where the version has one
+    if namer is not None:
+        inner_namer = namer.probabilities
+
+        def timed_namer(*args: object, **kw: object) -> object:
+            t0 = time.perf_counter()
+            out = inner_namer(*args, **kw)
+            spent[0] += time.perf_counter() - t0
+            return out
+
+        namer.probabilities = timed_namer
     totals, models, found = [], [], 0
     for i in range(repeats + 1):
         spent[0] = 0.0
