@@ -415,7 +415,7 @@ def _bilinear_north_up(
         weighted += 0.5
         np.floor(weighted, out=weighted)
         np.clip(weighted, info.min, info.max, out=weighted)
-    out = weighted.transpose(2, 0, 1).astype(dtype)
+    out = weighted.transpose(2, 0, 1).astype(dtype, order="C")  # band by band, as GDAL gives it
     if fill != 0 and not valid.all():
         out[:, ~valid] = np.asarray(fill).astype(dtype)
     return out, valid
