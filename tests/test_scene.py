@@ -168,6 +168,7 @@ def test_the_fast_bilinear_path_gives_gdal_warpers_pixels_and_mask(make_scene, m
                         lambda *a: fast_calls.append(1) or real(*a))
     fast = list(read_tiles(sc, grid, windows))
     assert len(fast_calls) == len(windows) > 4
+    assert all(t.array.flags.c_contiguous for t in fast)  # band by band, as GDAL reads give it
     monkeypatch.setattr(scene_module, "_north_up", lambda t: False)
     warped = list(read_tiles(sc, grid, windows))
     assert len(fast_calls) == len(windows)  # the second read went through GDAL

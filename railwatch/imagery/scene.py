@@ -390,15 +390,15 @@ def _bilinear_north_up(
     m = Affine.translation(-0.5, -0.5) @ to_source @ Affine.translation(0.5, 0.5)
     matrix = np.array([[m.a, m.b, m.c], [m.d, m.e, m.f]], dtype=np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    alpha = pixels[3].astype(np.float32) * np.float32(1 / 255)
-    premultiplied = np.ascontiguousarray(pixels[:3].transpose(1, 2, 0), dtype=np.float32)
-    premultiplied *= alpha[..., None]
-    weighted = np.asarray(cv2.warpAffine(premultiplied, matrix, (cols, rows), flags=flags,
+
+    def warp(band: np.ndarray) -> np.ndarray:
+        return np.asarray(cv2.warpAffine(band, matrix, (cols, rows), flags=flags,
                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0),
                           dtype=np.float32)
-    density = np.asarray(cv2.warpAffine(alpha, matrix, (cols, rows), flags=flags,
-                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0),
-                         dtype=np.float32)
+
+    alpha = pixels[3].astype(np.float32) * np.float32(1 / 255)
+    all_valid = bool((pixels[3] == 255).all())  # then premultiplying changes nothing
+    density = warp(alpha)
     # GDAL's rule: a pixel is valid where the source pixel under its centre is valid.
     h, w = pixels.shape[1:]
     x = np.floor(to_source.a * (np.arange(cols) + 0.5) + to_source.c).astype(np.int64)
@@ -408,14 +408,20 @@ def _bilinear_north_up(
     valid = inside & under & (density > 0)
     scale = np.zeros_like(density)
     np.divide(1.0, density, out=scale, where=valid)
-    weighted *= scale[..., None]  # the values, 0 where not valid
     dtype = pixels.dtype
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        weighted += 0.5
-        np.floor(weighted, out=weighted)
-        np.clip(weighted, info.min, info.max, out=weighted)
-    out = weighted.transpose(2, 0, 1).astype(dtype, order="C")  # band by band, as GDAL gives it
+    out = np.empty((3, rows, cols), dtype=dtype)  # band by band, as GDAL's reads give it
+    for b in range(3):
+        band = pixels[b].astype(np.float32)
+        if not all_valid:
+            band *= alpha
+        value = warp(band)
+        value *= scale  # 0 where not valid
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            value += 0.5
+            np.floor(value, out=value)
+            np.clip(value, info.min, info.max, out=value)
+        out[b] = value
     if fill != 0 and not valid.all():
         out[:, ~valid] = np.asarray(fill).astype(dtype)
     return out, valid
