@@ -21,6 +21,7 @@ __all__ = [
     "ResolutionTooCoarseError",
     "SceneError",
     "SceneReadError",
+    "SceneUnreachableError",
     "UnsupportedBandsError",
 ]
 
@@ -63,6 +64,12 @@ class BlankSceneError(SceneError, ValueError):
     """The raster holds no image: one value throughout (an empty export, unwritten blocks)."""
 
     reason = "blank"
+
+
+class SceneUnreachableError(SceneReadError):
+    """A remote scene (``http(s)://``, ``s3://``) cannot be reached or read over the network."""
+
+    reason = "unreachable"
 
 
 class NoGeoreferenceError(SceneError, ValueError):

@@ -41,6 +41,26 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+#: The real ``connect``, taken when this file is imported (before any test patches it).
+_REAL_CONNECT = socket.socket.connect
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.fixture
+def allow_loopback(no_network: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loosen ``no_network`` for connections to this machine only (a local HTTP server, a
+    local Dask cluster); every other address is still refused."""
+    guarded = socket.socket.connect
+
+    def loopback_only(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else None
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host in LOOPBACK:
+            return _REAL_CONNECT(self, address)  # type: ignore[arg-type]
+        return guarded(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+
+
 @dataclass(frozen=True)
 class SyntheticScene:
     path: Path

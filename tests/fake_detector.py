@@ -3,8 +3,12 @@ back-end that finds bright blobs in the chips' pixels (detector, benchmarks); ne
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -129,3 +133,45 @@ class BlobBackend:
             out.append(ChipBoxes(np.asarray(xywhr, float).reshape(-1, 5), np.asarray(score, float),
                                  np.zeros(len(score), dtype=np.int64)))
         return out
+
+
+@dataclass(frozen=True)
+class FakeFactory:
+    """A worker's recipe for a :class:`FakeDetector` (picklable, hashable), for cluster tests.
+
+    Each load appends the loading process's pid to ``load_log``. A scene named in
+    ``kill_once`` kills the worker counting it the first time (a marker file in ``marker_dir``
+    remembers), one in ``kill_always`` every time.
+    """
+
+    crs_wkt: str
+    cars: tuple[Car, ...]
+    sha256: str = "f" * 64
+    load_log: str = ""
+    marker_dir: str = ""
+    kill_once: tuple[str, ...] = ()
+    kill_always: tuple[str, ...] = ()
+
+    def load(self) -> FakeDetector:
+        if self.load_log:
+            with open(self.load_log, "a") as f:
+                f.write(f"{os.getpid()}\n")
+        return _KillingDetector(self)
+
+
+class _KillingDetector(FakeDetector):
+    def __init__(self, factory: FakeFactory) -> None:
+        super().__init__(CRS.from_wkt(factory.crs_wkt), factory.cars, sha256=factory.sha256)
+        self.factory = factory
+
+    def find(self, scene: str, region: BaseGeometry) -> Detections:
+        found = super().find(scene, region)
+        f = self.factory
+        if scene in f.kill_always:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if scene in f.kill_once:
+            marker = Path(f.marker_dir) / f"{scene}.killed"
+            if not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+        return found

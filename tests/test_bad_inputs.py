@@ -18,7 +18,7 @@ from railwatch.errors import SceneError
 from railwatch.imagery.scene import open_scene
 from railwatch.report.reported import ReportedFiguresError, load_reported
 from railwatch.site import load_site
-from railwatch.store import batch
+from railwatch.store import identity
 
 
 @pytest.fixture
@@ -47,14 +47,14 @@ def test_a_scene_that_cannot_be_read_to_hash_is_a_row_in_rejected_csv(world, mon
     locked = images / "locked_20231002.tif"
     write_scene(locked, "EPSG:32652", LON, LAT, seed=3)
     # Tests run as root, where chmod 000 does not stop a read: refuse it where it is hashed.
-    real = batch.sha256_file
+    real = identity.sha256_file
 
     def no_permission(path):
         if path.name == locked.name:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(batch, "sha256_file", no_permission)
+    monkeypatch.setattr(identity, "sha256_file", no_permission)
     out = tmp / "out"
     result = _count(site_path, out, images)
     assert result.exit_code == 0, result.output + result.stderr

@@ -71,7 +71,7 @@ def test_rerunning_a_batch_adds_nothing_and_a_renamed_file_is_recognised(world):
         renamed = scenes[0].with_name("renamed_20231001.tif")
         scenes[0].rename(renamed)
         third = run_batch([renamed], site, det, store, model_for(det), quiet)
-        assert third.skipped == (renamed,) and not third.counted
+        assert [s.path for s in third.skipped] == [renamed] and not third.counted
         after = store.table_counts()
         assert {k: v for k, v in after.items() if k != "runs"} == {
             k: v for k, v in before.items() if k != "runs"
@@ -112,7 +112,7 @@ def test_a_batch_mixing_good_and_bad_scenes_goes_on(world):
         summary = run_batch([images], site, det, store, model_for(det),
                             BatchSettings(progress=False), say=lines.append)
         assert len(summary.counted) == 4
-        reasons = {r.path.name: r.reason for r in summary.rejected}
+        reasons = {r.source.name: r.reason for r in summary.rejected}
         assert reasons == {
             "garbage_20231005.tif": "unreadable",
             "coarse_20231005.tif": "too_coarse",

@@ -145,6 +145,41 @@ def test_nodata_and_footprint_make_the_valid_mask(make_scene):
     assert valid <= expected * 1.05
 
 
+@pytest.mark.parametrize(("dtype", "nodata"), [("uint8", 0), ("uint16", None)])
+def test_the_fast_bilinear_path_gives_gdal_warpers_pixels_and_mask(make_scene, monkeypatch, dtype, nodata):
+    """Same CRS, north-up: OpenCV resampling stands in for GDAL's warper; same valid mask, same
+    values but for a rare sample that floating point rounds to the next level."""
+    import railwatch.imagery.scene as scene_module
+
+    site = load_site("tumangang_khasan")
+    scene = make_scene(nodata=nodata, dtype=dtype, gsd_m=0.4, size=700)
+    if nodata is not None:
+        with rasterio.open(scene.path, "r+") as ds:
+            data = ds.read()
+            data[:, 100:260, 50:333] = nodata  # a hole with edges inside the windows
+            ds.write(data)
+    sc = open_scene(scene.path, site.crs, site.aoi_local)
+    grid = SiteGrid.covering(site.aoi_local, site.crs, 0.3)
+    windows = plan_windows(grid, sc.footprint.buffer(30).intersection(site.aoi_local), block=256,
+                           halo=32)
+    fast_calls = []
+    real = scene_module._bilinear_north_up
+    monkeypatch.setattr(scene_module, "_bilinear_north_up",
+                        lambda *a: fast_calls.append(1) or real(*a))
+    fast = list(read_tiles(sc, grid, windows))
+    assert len(fast_calls) == len(windows) > 4
+    assert all(t.array.flags.c_contiguous for t in fast)  # band by band, as GDAL reads give it
+    monkeypatch.setattr(scene_module, "_north_up", lambda t: False)
+    warped = list(read_tiles(sc, grid, windows))
+    assert len(fast_calls) == len(windows)  # the second read went through GDAL
+    valid = np.concatenate([t.valid.ravel() for t in fast])
+    assert np.array_equal(valid, np.concatenate([t.valid.ravel() for t in warped]))
+    assert 0 < valid.sum() < valid.size  # edges of the scene (and of the hole) are in the windows
+    diff = np.concatenate([(a.array.astype(int) - b.array.astype(int))[:, a.valid].ravel()
+                           for a, b in zip(fast, warped, strict=True)])
+    assert np.abs(diff).max(initial=0) <= 1 and np.count_nonzero(diff) <= diff.size * 1e-3
+
+
 # --- refusals: each names the file and says what to do -------------------------------------
 
 

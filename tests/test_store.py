@@ -64,7 +64,7 @@ def test_a_rejection_never_overwrites_a_counted_scene(tmp_path, observed):
     with Store(tmp_path / "s.sqlite") as store:
         run = store.start_run(model, site, {})
         store.record_scene(run, obs, "c" * 64, site)
-        store.record_rejection(run, obs.scene.path, "c" * 64, model.sha256, site.name, "x", "y")
+        store.record_rejection(run, obs.scene.source, "c" * 64, model.sha256, site.name, "x", "y")
         assert store.is_counted("c" * 64, model.sha256, site.name)
         assert store.rejections(model.sha256, site.name) == []
 
@@ -73,7 +73,7 @@ def test_counting_a_scene_clears_its_old_rejection(tmp_path, observed):
     site, obs, model = observed
     with Store(tmp_path / "s.sqlite") as store:
         run = store.start_run(model, site, {})
-        store.record_rejection(run, obs.scene.path, "old" * 8, model.sha256, site.name,
+        store.record_rejection(run, obs.scene.source, "old" * 8, model.sha256, site.name,
                                "unreadable", "truncated")
         store.record_scene(run, obs, "c" * 64, site)  # the file was replaced by a good copy
         assert store.rejections(model.sha256, site.name) == []

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from railwatch.cli.options import ModelChoice, model_options, site_option
+
+if TYPE_CHECKING:
+    from railwatch.store.cluster import ClusterSpec, ModelLoader
+
+
+def _cluster_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> ClusterSpec | None:
+    if value is None:
+        return None
+    from railwatch.store.cluster import ClusterSpec
+
+    try:
+        return ClusterSpec.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.command("count")
@@ -24,6 +40,10 @@ from railwatch.cli.options import ModelChoice, model_options, site_option
 @click.option("--force", is_flag=True,
               help="Recount scenes already in the store (e.g. after changing --conf).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--asset", default=None, metavar="KEY",
+              help="Asset of STAC items to read (default: visual, analytic, else the first GeoTIFF).")
+@click.option("--cluster", default=None, metavar="local:N|tcp://HOST:PORT", callback=_cluster_spec,
+              help="Count on a Dask cluster: N local worker processes, or a running scheduler.")
 def count(
     images: tuple[Path, ...],
     site_name: str,
@@ -32,14 +52,19 @@ def count(
     db: Path | None,
     force: bool,
     no_progress: bool,
+    asset: str | None,
+    cluster: ClusterSpec | None,
     model_choice: ModelChoice,
 ) -> None:
     """Count rail cars in IMAGES_OR_DIRS (directories are walked for .tif/.tiff/.vrt/.jp2).
 
-    Scenes already in the store for this model are skipped (by content, so renamed files are
-    recognised); each scene is committed on its own, so an interrupted batch resumes. Rejected
-    scenes are one line on stderr and a row in OUT/rejected.csv. Exit 0 when the batch ran,
-    1 when no scene could be used, 2 for a usage error (a bad --site or --reported file too).
+    STAC Items and ItemCollections given as .json files are read too: one scene per item, its
+    asset a local file or an http(s):// or s3:// URL (credentials through GDAL's environment
+    variables). Scenes already in the store for this model are skipped (by content, so renamed
+    files are recognised); each scene is committed on its own, so an interrupted batch
+    resumes. Rejected scenes are one line on stderr and a row in OUT/rejected.csv. Exit 0 when
+    the batch ran, 1 when no scene could be used, 2 for a usage error (a bad --site or
+    --reported file too).
     """
     from railwatch.cli.options import build_detector
     from railwatch.report.outputs import ReportSettings, load_inputs, write_report
@@ -55,11 +80,16 @@ def count(
     site = load_site(site_name)
     detector = build_detector(model_choice)
     model = ModelRecord.describing(detector)
+    settings = BatchSettings(force=force, progress=not no_progress, asset=asset)
     with Store(db or out / DEFAULT_STORE_NAME) as store:
-        summary = run_batch(
-            list(images), site, detector, store, model,
-            BatchSettings(force=force, progress=not no_progress),
-        )
+        if cluster is None:
+            summary = run_batch(list(images), site, detector, store, model, settings)
+        else:
+            from railwatch.store.cluster import run_batch_on_cluster
+
+            loader = _loader(detector.model_sha256, cluster, model_choice)
+            summary = run_batch_on_cluster(list(images), site, loader, store, model, cluster,
+                                           settings, gsd=detector.gsd)
         click.echo(summary.text(), err=True)
         write_report(out, load_inputs(store, figures, model.sha256, site.name),
                      ReportSettings(quicklooks=True))
@@ -71,3 +101,18 @@ def count(
                else "no scene could be used (see the rejections above)")
         click.echo(f"railwatch: {why}", err=True)
         sys.exit(1)
+
+
+def _loader(sha256: str, cluster: ClusterSpec, choice: ModelChoice) -> ModelLoader:
+    """How workers load the driver's model; local workers share this machine's cores."""
+    from railwatch.detect.detector import DetectorSettings, Runtime
+    from railwatch.store.cluster import ModelLoader
+
+    threads = None
+    if cluster.workers is not None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, (cores or 1) // cluster.workers)
+    model = choice.model.resolve() if choice.model is not None else None
+    return ModelLoader(sha256, model, choice.trust_model,
+                       DetectorSettings(runtime=Runtime(choice.runtime), conf=choice.conf,
+                                        threads=threads))

@@ -42,7 +42,7 @@ def inspect(images: tuple[Path, ...], site_name: str, model: Path | None, gsd: f
             continue
         usable += 1
         acq = scene.acquisition
-        click.echo(f"{scene.path}")
+        click.echo(f"{scene.source.href}")
         click.echo(f"  crs       {scene.crs.to_string()}  ({scene.dtype}, bands {scene.bands.description})")
         click.echo(f"  gsd       {scene.native_gsd:.2f} m native, read at {gsd:.2f} m on {site.crs}")
         click.echo(f"  acquired  {acq.time.isoformat()}  (from {acq.source.value}: {acq.detail})")

@@ -50,17 +50,22 @@ class Runtime(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DetectorSettings:
-    """Inference options. ``conf=None`` takes the manifest's tuned threshold."""
+    """Inference options. ``conf=None`` takes the manifest's tuned threshold; ``threads=None``
+    lets ONNX Runtime (finder and namer) use every core; set it when several detectors share a
+    machine."""
 
     runtime: Runtime = Runtime.ONNX
     conf: float | None = None
     iou: float = 0.5
     batch: int = 8
     overlap_m: float = CAR_OVERLAP_M
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.conf is not None and not 0.0 < self.conf < 1.0:
             raise ValueError(f"conf must be in (0, 1), got {self.conf}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
         if not 0.0 < self.iou < 1.0 or self.batch < 1 or self.overlap_m <= 0:
             raise ValueError("iou must be in (0, 1), batch >= 1, overlap_m > 0")
 
@@ -88,16 +93,16 @@ class OnnxBackend:
     """ONNX Runtime; decodes the raw ``(n, 4 + classes + 1, anchors)`` OBB head itself.
 
     ``model``: the ONNX file's bytes (those whose sha256 was checked) or its path; ``path``
-    names it in messages.
+    names it in messages; ``threads``: intra-op threads (default: every core).
     """
 
-    def __init__(self, model: bytes | Path, path: Path | None = None) -> None:
+    def __init__(self, model: bytes | Path, path: Path | None = None, threads: int | None = None) -> None:
         from railwatch.detect.offline import import_onnxruntime
 
         ort = import_onnxruntime()
         where = path or (model if isinstance(model, Path) else Path("model.onnx"))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _cores()
+        options.intra_op_num_threads = threads or _cores()
         options.log_severity_level = 3
         # Idle threads sleep instead of busy-waiting: on a machine shared with other work (the
         # usual case here) spinning threads fight for the cores; measured 31 -> 49 chips/s at
@@ -404,7 +409,7 @@ def load_detector(
     loaded: dict[ModelFile, str] = {}  # kind -> sha256 of the bytes loaded: the model's identity
     if settings.runtime is Runtime.ONNX:
         data, loaded[ModelFile.ONNX] = manifest.read_verified(ModelFile.ONNX, trust=trust_model)
-        backend: Backend = OnnxBackend(data, manifest.path_of(ModelFile.ONNX))
+        backend: Backend = OnnxBackend(data, manifest.path_of(ModelFile.ONNX), settings.threads)
     else:
         path = manifest.verified_path(ModelFile.WEIGHTS, trust=trust_model)
         loaded[ModelFile.WEIGHTS] = sha256_file(path)
@@ -413,7 +418,7 @@ def load_detector(
     namer = None
     if spec is not None:
         namer_bytes, loaded[NAMER_FILE] = manifest.read_verified(NAMER_FILE, trust=trust_model)
-        namer = Namer(namer_bytes, spec, path=manifest.path_of(NAMER_FILE))
+        namer = Namer(namer_bytes, spec, path=manifest.path_of(NAMER_FILE), threads=settings.threads)
     return Detector(manifest, backend, settings, namer, manifest.identity(loaded))
 
 

@@ -63,16 +63,18 @@ class Namer:
     """The ONNX namer of a model folder, with its spec."""
 
     def __init__(
-        self, model: bytes | Path, spec: NamerSpec, batch: int = 256, path: Path | None = None
+        self, model: bytes | Path, spec: NamerSpec, batch: int = 256, path: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         """``model``: the ONNX file's bytes (those whose sha256 was checked) or its path;
-        ``path`` names it in messages."""
+        ``path`` names it in messages; ``threads``: intra-op threads (default: every core)."""
         from railwatch.detect.offline import import_onnxruntime
 
         ort = import_onnxruntime()
         path = path or (model if isinstance(model, Path) else Path("namer.onnx"))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        options.intra_op_num_threads = threads or cores
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:

@@ -36,14 +36,15 @@ def blank_mask(array: np.ndarray, side: int) -> np.ndarray:
     _, rows, cols = array.shape
     if rows < side or cols < side:
         return np.zeros((rows, cols), dtype=bool)
-    # Equal to the right-hand and to the lower neighbour, in every band.
-    same_right = np.all(array[:, :, 1:] == array[:, :, :-1], axis=0)
-    same_below = np.all(array[:, 1:, :] == array[:, :-1, :], axis=0)
-    # A square is constant when every neighbouring pair inside it is equal.
+    # A square is constant when every neighbouring pair inside it is equal, in every band:
+    # first along rows; only where some square passes, along columns (most tiles stop here).
     pairs = side * (side - 1)
-    flat = (_box_sums(same_right, side, side - 1) == pairs) & (
-        _box_sums(same_below, side - 1, side) == pairs
-    )
+    same_right = np.all(array[:, :, 1:] == array[:, :, :-1], axis=0)
+    flat = _box_sums(same_right, side, side - 1) == pairs
+    if not flat.any():
+        return np.zeros((rows, cols), dtype=bool)
+    same_below = np.all(array[:, 1:, :] == array[:, :-1, :], axis=0)
+    flat &= _box_sums(same_below, side - 1, side) == pairs
     if not flat.any():
         return np.zeros((rows, cols), dtype=bool)
     # Every pixel of each constant square: the squares whose top-left corner lies within

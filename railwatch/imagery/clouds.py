@@ -48,11 +48,14 @@ def cloud_mask(rgb: np.ndarray, gsd: float, settings: CloudSettings | None = Non
     h, w = img.shape[1] // c, img.shape[2] // c
     blocks = img.reshape(3, h, c, w, c)
     mean = blocks.mean(axis=(2, 4))  # (3, h, w)
-    grey = blocks.mean(axis=0)  # (h, c, w, c)
-    texture = grey.std(axis=(1, 3))
     brightness = mean.mean(axis=0)
     saturation = mean.max(axis=0) - mean.min(axis=0)
-    cand = (brightness > s.min_brightness) & (saturation < s.max_saturation) & (texture < s.max_texture)
+    bright_grey = (brightness > s.min_brightness) & (saturation < s.max_saturation)
+    if not bright_grey.any():  # most tiles: no cell is bright and grey, so no cloud
+        return np.zeros((rows, cols), dtype=bool)
+    grey = blocks.mean(axis=0)  # (h, c, w, c)
+    texture = grey.std(axis=(1, 3))
+    cand = bright_grey & (texture < s.max_texture)
     k = max(1, round(s.min_extent_m / s.cell_m)) | 1  # odd: boxes centred on their cell
     eroded = _box_sum(cand, k) == k * k
     opened = _box_sum(eroded, k) > 0

@@ -37,6 +37,7 @@ from railwatch.count.frames import DEFAULT_MIN_COVERAGE, CountedScene, frame_row
 from railwatch.count.weekly import SeriesSettings, weekly_frame, weekly_rows
 from railwatch.errors import SceneError
 from railwatch.imagery.scene import Scene, open_scene
+from railwatch.imagery.source import SceneSource
 from railwatch.report.comparison import (
     Comparison,
     ComparisonSettings,
@@ -399,10 +400,10 @@ def _scene_and_zones(
     areas = {a.name: a.geometry for a in inputs.site.zone_areas()}
     if zone != ANY and zone not in areas:
         raise KeyError(f"zone {zone!r} is not one of {', '.join(areas)} or {ANY!r}")
-    path = Path(rec.path)
-    if not path.is_file():
-        raise OSError(f"not found at {path} (moved since it was counted)")
-    opened = open_scene(path, inputs.site.crs, inputs.site.aoi_local)
+    source = SceneSource(rec.path, rec.name)  # a local path or a URL
+    if not source.remote and not Path(rec.path).is_file():
+        raise OSError(f"not found at {rec.path} (moved since it was counted)")
+    opened = open_scene(source, inputs.site.crs, inputs.site.aoi_local, require_time=False)
     area = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]
     return opened, counted, areas, area
 

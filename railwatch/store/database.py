@@ -49,6 +49,7 @@ from railwatch.detect.detections import Detections
 from railwatch.detect.manifest import ClassMetrics
 from railwatch.detect.observation import Observation
 from railwatch.errors import RailwatchError
+from railwatch.imagery.source import SceneSource
 from railwatch.site import Site, site_from_geojson
 
 __all__ = [
@@ -438,12 +439,12 @@ class Store:
                 db.execute("DELETE FROM scenes WHERE id = ?", (row[0],))
             db.execute("DELETE FROM rejections WHERE (path = ? OR content_sha256 = ?) AND "
                        "model_sha256 = ? AND site = ?",
-                       (str(scene.path.resolve()), content_sha256, key[1], site.name))
+                       (scene.location, content_sha256, key[1], site.name))
             cur = db.execute(
                 "INSERT INTO scenes (content_sha256, model_sha256, site, name, path, acquired, "
                 "crs, gsd, footprint_wkt, simulated, status, run_id, recorded) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'counted', ?, ?)",
-                (*key, scene.name, str(scene.path.resolve()),
+                (*key, scene.name, scene.location,
                  scene.acquisition.time.astimezone(UTC).isoformat(), scene.crs.to_string(),
                  float(scene.native_gsd), scene.footprint.wkt, int(scene.simulated), run_id,
                  _now()),
@@ -468,16 +469,18 @@ class Store:
     def record_rejection(
         self,
         run_id: int,
-        path: Path,
+        path: Path | SceneSource,
         content_sha256: str | None,
         model_sha256: str,
         site: str,
         reason: str,
         message: str,
     ) -> None:
-        """Record (or refresh) the rejection of the file at ``path``; ``content_sha256`` is
-        ``None`` when its bytes could not be read. Nothing is recorded when the same bytes are
+        """Record (or refresh) the rejection of the scene at ``path`` (its file, or its source:
+        a local file or a URL); ``content_sha256`` is ``None`` when its bytes could not be read
+        or a remote scene not be identified. Nothing is recorded when the same bytes are
         already counted with this model and site."""
+        source = path if isinstance(path, SceneSource) else SceneSource.local(path)
         with self._transaction() as db:
             if content_sha256 is not None and db.execute(
                 "SELECT 1 FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? AND site = ? "
@@ -491,7 +494,7 @@ class Store:
                 "content_sha256 = excluded.content_sha256, reason = excluded.reason, "
                 "message = excluded.message, run_id = excluded.run_id, "
                 "recorded = excluded.recorded",
-                (str(path.resolve()), model_sha256, site, path.name, content_sha256, reason,
+                (source.location, model_sha256, site, source.name, content_sha256, reason,
                  message, run_id, _now()),
             )
 
