@@ -6,12 +6,13 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench_cluster.py [--scenes N] [--workers 1 2] [--model DIR]
                                                  [--out benchmarks/out/cluster.json]
 
-The first N sample scenes (default: all 11) are counted into a fresh store three times, one run
-each: by ``run_batch`` (serial, one process, the model on every core) and by
-``run_batch_on_cluster`` on ``local:1`` and ``local:2`` (each worker's ONNX Runtime gets
-cores ÷ workers threads). Wall time from the call to the summary, so a cluster's start-up and its
-workers' model loading are in it; the start-up alone (a cluster started and closed, no scene) is
-timed separately and reported beside it. Prints the JSON document and a markdown section.
+The first N sample scenes (default: all 11) are counted into a fresh store, one run each: by
+``run_batch`` (serial, one process, the model on every core), by ``run_batch_on_cluster`` on
+``local:1`` and ``local:2`` (each worker's ONNX Runtime gets cores ÷ workers threads), and
+serially again, so that a change in the machine's load between runs shows. Wall time from the
+call to the summary, so a cluster's start-up and its workers' model loading are in it; the
+start-up alone (a cluster started and closed, no scene) is timed separately and reported beside
+it. Prints the JSON document and a markdown section.
 """
 
 from __future__ import annotations
@@ -52,13 +53,18 @@ def run(scenes: list[Path], model: Path, workers: tuple[int, ...], work: Path) -
     record = ModelRecord.describing(detector)
     runs: dict[str, dict[str, float]] = {}
 
-    t0 = time.perf_counter()
-    with Store(work / "serial.sqlite") as store:
-        summary = run_batch(scenes, site, detector, store, record, quiet)
-    seconds = time.perf_counter() - t0
-    runs["serial"] = {"seconds": seconds, "counted": len(summary.counted),
-                      "model_s": counter.seconds, "outside_model_share": 1 - counter.seconds / seconds}
-    print(f"serial: {seconds:.1f} s", file=sys.stderr, flush=True)
+    def serial(name: str) -> None:
+        counter.reset()
+        t0 = time.perf_counter()
+        with Store(work / f"{name}.sqlite") as store:
+            summary = run_batch(scenes, site, detector, store, record, quiet)
+        seconds = time.perf_counter() - t0
+        runs[name] = {"seconds": seconds, "counted": len(summary.counted), "model_s": counter.seconds,
+                      "outside_model_share": 1 - counter.seconds / seconds,
+                      "load_average_1min": os.getloadavg()[0]}
+        print(f"{name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    serial("serial")
 
     for n in workers:
         spec = ClusterSpec(workers=n)
@@ -74,8 +80,9 @@ def run(scenes: list[Path], model: Path, workers: tuple[int, ...], work: Path) -
                                            gsd=detector.gsd)
         seconds = time.perf_counter() - t0
         runs[f"local:{n}"] = {"seconds": seconds, "counted": len(summary.counted),
-                              "startup_s": startup}
+                              "startup_s": startup, "load_average_1min": os.getloadavg()[0]}
         print(f"local:{n}: {seconds:.1f} s (start-up alone {startup:.1f} s)", file=sys.stderr, flush=True)
+    serial("serial again")  # brackets the cluster runs: how much the machine's load moved
 
     for r in runs.values():
         r["scenes_per_min"] = 60 * r["counted"] / r["seconds"]
@@ -102,14 +109,15 @@ def markdown(result: dict[str, object], info: dict[str, object]) -> str:
         f"{len(result['scenes'])} sample scenes, {info['cpu']}, {result['cores']} cores, load average "
         f"at start {info['load_average_1_5_15']}, {info['date']}.",
         "",
-        "| path | wall s | scenes/min | × serial | cluster start-up s | scenes/min after start-up |",
-        "|---|---|---|---|---|---|",
+        "| path | wall s | scenes/min | × serial | cluster start-up s | scenes/min after start-up "
+        "| load (1 min) after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in runs.items():
         rate = r["scenes_per_min"]
         after = r.get("scenes_per_min_after_startup", rate)
         lines.append(f"| {name} | {r['seconds']:.1f} | {rate:.2f} | {rate / serial:.2f} | "
-                     f"{r.get('startup_s', 0):.1f} | {after:.2f} |")
+                     f"{r.get('startup_s', 0):.1f} | {after:.2f} | {r['load_average_1min']:.1f} |")
     lines += [
         "",
         f"Serial: {cap['serial_s_per_scene']:.1f} s per scene, "
