@@ -5,10 +5,11 @@ Chips from the chip renderer teach the namer cars; the site renderer draws them 
 names covered cars in scenes worse than in chips (see railwatch/models/README.md). This renders
 scenes of the benchmark yard with seeds that neither the error-matrix measurement (100–109) nor
 the accuracy benchmark (0–2, 10–11) uses, warps them onto the model's grid through the pipeline's
-own scene plan and reads, and cuts every visible true car (its box jittered as a finder errs)
-and "not a car" boxes beside them into canonical crops.
+own scene plan and reads, runs the finder alone over them, and cuts every box it returns into
+a canonical crop, labelled with the class of the true car it overlaps (rotated IoU >= 0.3) or
+"not a car": the namer learns from boxes placed exactly as the finder places them.
 
-    python scripts/make_scene_crops.py --scenes 24 --seed 300 --out runs/namer/scenes.npz
+    python scripts/make_scene_crops.py --scenes 30 --seed 300 --out runs/namer/scenes.npz
 """
 
 from __future__ import annotations

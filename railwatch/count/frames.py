@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 
 from railwatch.classes import CLASSES
@@ -135,15 +134,13 @@ def frame_rows(
 
     ``min_coverage=0`` gives the raw detector counts of every zone (what the store keeps).
     """
-    dets = scene.detections
-    names = dets.class_name if len(dets) else np.empty(0, dtype=object)
     rows = []
     for zone in zones:
         cov = float(scene.coverage.get(zone, 0.0))
-        in_zone = np.equal(dets.zone, zone) if len(dets) else np.zeros(0, dtype=bool)
+        found = scene.detections.class_counts(zone)
         seen = cov >= min_coverage
         for cls in classes:
-            count = float(np.count_nonzero(in_zone & (names == cls))) if seen else math.nan
+            count = float(found.get(cls, 0)) if seen else math.nan
             rows.append(FrameRow(scene.scene, scene.acquired, zone, cls, count, cov))
     return rows
 

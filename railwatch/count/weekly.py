@@ -271,13 +271,8 @@ def zone_class_series(
             return np.zeros(0, dtype=bool)
         return np.asarray(np.equal(d.zone, zone) & (d.class_id == cls_id))
 
-    counts = [int(selected(k).sum()) for k in observed]
-
-    def by_class(k: int) -> dict[str, int]:
-        d = scenes[k].detections
-        in_zone = np.equal(d.zone, zone) if len(d) else np.zeros(0, dtype=bool)
-        found = np.bincount(d.class_id[in_zone], minlength=len(CLASSES)) if len(d) else np.zeros(len(CLASSES))
-        return {c: int(found[i]) for i, c in enumerate(CLASSES)}
+    class_counts = [scenes[k].detections.class_counts(zone) for k in observed]
+    counts = [c[class_name] for c in class_counts]
 
     transitions = []
     for (i, j), (n_i, n_j) in zip(pairwise(observed), pairwise(counts), strict=True):
@@ -297,7 +292,7 @@ def zone_class_series(
         )
     return ZoneClassSeries(
         zone, class_name, tuple(scenes[k].acquired for k in observed), tuple(counts),
-        tuple(transitions), tuple(by_class(k) for k in observed),
+        tuple(transitions), tuple(class_counts),
     )
 
 

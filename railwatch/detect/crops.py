@@ -100,14 +100,14 @@ def canonical_crops(
     fy = (y - y0).astype(np.float32)
     out = np.zeros((n, bands, rows, cols), dtype=np.float32)
     weight_in = np.zeros((n, rows, cols), dtype=np.float32)  # share of each sample inside
-    flat = image.reshape(bands, -1).astype(np.float32)
+    flat = image.reshape(bands, -1)  # gathered below, only the samples needed become floats
     corners = ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy))
     for dy, dx, w in corners:
         yy, xx = y0 + dy, x0 + dx
         ok = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
         idx = np.clip(yy, 0, height - 1) * width + np.clip(xx, 0, width - 1)
         wt = np.where(ok, w, 0.0).astype(np.float32)
-        out += (flat[:, idx] * wt[None]).transpose(1, 0, 2, 3)
+        out += (flat[:, idx].astype(np.float32) * wt[None]).transpose(1, 0, 2, 3)
         weight_in += wt
     # Outside the image: the pad grey, blended in where a sample straddles the edge.
     out += PAD_VALUE * (1.0 - weight_in)[:, None]

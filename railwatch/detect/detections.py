@@ -99,6 +99,12 @@ class Detections:
         names: np.ndarray = np.asarray(CLASSES, dtype=object)[self.class_id]
         return names
 
+    def class_counts(self, zone: str) -> dict[str, int]:
+        """How many detections of each class (every class, in index order) lie in ``zone``."""
+        in_zone = np.equal(self.zone, zone) if len(self) else np.zeros(0, dtype=bool)
+        found = np.bincount(self.class_id[in_zone], minlength=len(CLASSES))
+        return {c: int(found[i]) for i, c in enumerate(CLASSES)}
+
     @property
     def centres(self) -> np.ndarray:
         centres: np.ndarray = self.corners.mean(axis=1)

@@ -246,7 +246,7 @@ def train_namer(
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps = settings.epochs * math.ceil(len(images) / settings.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps, pct_start=0.15)
-    record = NamerTraining(settings, spec, len(images), len(val[0]), base=base_name)
+    history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     x_all = torch.from_numpy(images)
     y_all = torch.from_numpy(labels.astype(np.int64))
@@ -274,15 +274,15 @@ def train_namer(
         net.to(settings.device)
         row = {"epoch": epoch + 1, "loss": total / len(images), "val_accuracy": acc,
                "minutes": (time.perf_counter() - t0) / 60}
-        record.history.append(row)
+        history.append(row)
         log(f"namer epoch {epoch + 1}/{settings.epochs}: loss {row['loss']:.4f}, "
             f"held-out accuracy {acc:.4f}, {row['minutes']:.1f} min")
         if settings.hours is not None and time.perf_counter() - t0 > settings.hours * 3600:
             log("namer: time budget reached, stopping")
             break
     net.cpu().eval()
-    return net, NamerTraining(record.settings, spec, record.train_crops, record.val_crops, record.history,
-                              time.perf_counter() - t0, base_name)
+    return net, NamerTraining(settings, spec, len(images), len(val[0]), history, time.perf_counter() - t0,
+                              base_name)
 
 
 def export_onnx(net: torch.nn.Module, spec: CropSpec, path: Path) -> Path:
