@@ -12,6 +12,7 @@ __all__ = [
     "BadSidecarError",
     "BadSiteError",
     "BlankSceneError",
+    "ImpossibleTimeError",
     "ModelError",
     "ModelIntegrityError",
     "NoAcquisitionTimeError",
@@ -95,6 +96,12 @@ class NoAcquisitionTimeError(SceneError, ValueError):
     """No acquisition time in a STAC sidecar, the metadata tags or the file name."""
 
     reason = "no_acquisition_time"
+
+
+class ImpossibleTimeError(SceneError, ValueError):
+    """The acquisition time found cannot be true: after the run, or before any satellite."""
+
+    reason = "impossible_time"
 
 
 class ResolutionTooCoarseError(SceneError, ValueError):

@@ -26,8 +26,9 @@ CAR_WIDTH_M = 3.24
 Car = tuple[float, float, str]
 
 
-def boxes(cars: Sequence[Car], crs: CRS, scene: str = "") -> Detections:
-    """East-west oriented car boxes centred on the given points."""
+def boxes(cars: Sequence[Car], crs: CRS, scene: str = "", naming: float | None = None) -> Detections:
+    """East-west oriented car boxes centred on the given points; ``naming``: the namer's
+    probability each car is given (``None``: a finder without a namer)."""
     if not cars:
         return Detections.empty(crs)
     hx, hy = CAR_LENGTH_M / 2, CAR_WIDTH_M / 2
@@ -40,6 +41,7 @@ def boxes(cars: Sequence[Car], crs: CRS, scene: str = "") -> Detections:
         zone=np.full(len(cars), None, dtype=object),
         scene=np.full(len(cars), scene, dtype=object),
         crs=crs,
+        class_confidence=None if naming is None else np.full(len(cars), naming),
     )
 
 
@@ -72,8 +74,10 @@ class FakeDetector:
         per_scene: Mapping[str, Sequence[Car]] | None = None,
         sleep_s: float = 0.0,
         sha256: str = "f" * 64,
+        naming: float | None = None,
     ) -> None:
         self.crs = crs
+        self.naming = naming
         self.default = list(default)
         self.per_scene = dict(per_scene or {})
         self.sleep_s = sleep_s
@@ -95,7 +99,7 @@ class FakeDetector:
         self.calls.append(scene)
         if self.sleep_s:
             time.sleep(self.sleep_s)
-        found = boxes(self.per_scene.get(scene, self.default), self.crs, scene)
+        found = boxes(self.per_scene.get(scene, self.default), self.crs, scene, self.naming)
         if not len(found):
             return found
         inside = shapely.contains_xy(region, found.centres[:, 0], found.centres[:, 1])

@@ -1,5 +1,9 @@
 """A small HTTP server for tests: serves files from a folder on 127.0.0.1 with HEAD, ETag and
-single byte-range GET requests (what GDAL's /vsicurl/ reads a Cloud-Optimized GeoTIFF with)."""
+single byte-range GET requests (what GDAL's /vsicurl/ reads a Cloud-Optimized GeoTIFF with).
+
+It can misbehave as real servers do: ``stall_after=N`` answers N range reads, then holds every
+later connection open without a byte; ``fail_after=N`` answers N range reads, then HTTP 500;
+``cut_after=N`` answers N range reads, then closes the connection half way through the body."""
 
 from __future__ import annotations
 
@@ -24,8 +28,12 @@ class Served:
 
 
 @contextmanager
-def serve(folder: Path) -> Iterator[Served]:
+def serve(folder: Path, stall_after: int | None = None, fail_after: int | None = None,
+          cut_after: int | None = None) -> Iterator[Served]:
     served = Served("")
+    released = threading.Event()
+    ranges = [0]
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -68,6 +76,24 @@ def serve(folder: Path) -> Iterator[Served]:
             start = int(m.group(1) or 0)
             end = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
             part = data[start : end + 1]
+            with lock:
+                ranges[0] += 1
+                n = ranges[0]
+            if stall_after is not None and n > stall_after:
+                served.requests.append(("GET", self.path, 0))
+                released.wait(600)  # silent: no status line, no byte
+                return
+            if fail_after is not None and n > fail_after:
+                served.requests.append(("GET", self.path, 500))
+                self.send_error(500)
+                return
+            if cut_after is not None and n > cut_after:
+                served.requests.append(("GET", self.path, -206))
+                self._head(data, 206, len(part), {"Content-Range": f"bytes {start}-{end}/{len(data)}"})
+                self.wfile.write(part[: len(part) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
             served.requests.append(("GET", self.path, 206))
             self._head(data, 206, len(part), {"Content-Range": f"bytes {start}-{end}/{len(data)}"})
             self.wfile.write(part)
@@ -79,5 +105,6 @@ def serve(folder: Path) -> Iterator[Served]:
     try:
         yield served
     finally:
+        released.set()
         server.shutdown()
         server.server_close()

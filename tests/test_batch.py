@@ -286,6 +286,23 @@ def test_the_report_draws_the_zone_and_its_busiest_part_for_a_compared_scene(wor
         assert abs(crop.width - 2 * 150 / 0.4) <= 4
 
 
+def test_the_namers_probability_reaches_detections_geojson_and_the_store(world, monkeypatch):
+    """A detector whose namer gives each car a probability: every car of detections.geojson and
+    of the store carries it (observe_scene once rebuilt the detections and dropped it)."""
+    tmp, site_path, site, images, _ = world
+    det = FakeDetector(site.crs, yard_cars(site), naming=0.83)
+    monkeypatch.setattr("railwatch.cli.options.build_detector", lambda choice: det)
+    out = tmp / "out"
+    result = CliRunner().invoke(main, ["count", str(images), "--site", str(site_path),
+                                       "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output + result.stderr
+    features = json.loads((out / "detections.geojson").read_text())["features"]
+    assert features and {f["properties"]["class_confidence"] for f in features} == {0.83}
+    stored = sqlite3.connect(out / "railwatch.sqlite").execute(
+        "SELECT DISTINCT class_confidence FROM detections").fetchall()
+    assert stored == [(0.83,)]
+
+
 def test_the_report_names_the_simulated_scenes_read_from_their_stac_sidecars(world, fake_cli):
     tmp, site_path, _, images, scenes = world
     for path in scenes[:2]:  # the simulator's mark; the folder name says nothing

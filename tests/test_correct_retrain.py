@@ -207,3 +207,75 @@ def test_labels_in_a_projected_crs_and_bad_geometry(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(Exception, match="feature 0 is a LineString; draw each car as a Polygon"):
         read_labels(path)
+
+
+@pytest.mark.slow
+def test_the_readme_loop_runs_end_to_end_on_cars_of_unknown_kind(tmp_path):
+    """count → delete false boxes and draw missed cars without a kind (QGIS) → dataset
+    from-labels with the store → train --stage finder --from the shipped model, defaults →
+    count with the new model: no traceback anywhere, a one-class finder that keeps the namer,
+    a threshold chosen on the analyst's held-out chips, and a manifest without NaN."""
+    from railwatch.detect.manifest import ModelManifest, default_model_dir
+    from railwatch.store.database import site_geojson
+
+    scene, path = _scene(tmp_path, 21, "yard_20240910.tif")
+    site_file = tmp_path / "yard.geojson"
+    site_file.write_text(json.dumps(site_geojson(site_for_footprint("yard", footprint_lonlat(path)))))
+    runner = CliRunner()
+    counted = tmp_path / "counted"
+    result = runner.invoke(main, ["count", str(path), "--site", str(site_file), "--out", str(counted),
+                                  "--no-progress"])
+    assert result.exit_code == 0, result.output + result.stderr
+    doc = json.loads((counted / "detections.geojson").read_text())
+    assert doc["features"], "the shipped model found nothing to correct"
+
+    # the analyst: delete every box on no car, draw every car nobody found, kinds left empty
+    truth = np.array([c.corners() for c in scene.cars])
+    to_local = Transformer.from_crs("EPSG:4326", scene.crs, always_xy=True)
+
+    def local(feature: dict) -> np.ndarray:
+        ring = np.array(feature["geometry"]["coordinates"][0][:4])
+        return np.column_stack(to_local.transform(ring[:, 0], ring[:, 1]))
+
+    found = np.array([local(f) for f in doc["features"]])
+    on_car = rotated_iou(found, truth).max(axis=1) >= 0.3
+    n_deleted = int((~on_car).sum())
+    doc["features"] = [f for f, ok in zip(doc["features"], on_car, strict=True) if ok]
+    seen = (rotated_iou(truth, found[on_car]).max(axis=1) >= 0.3 if on_car.any()
+            else np.zeros(len(truth), bool))
+    doc["features"] += [{"type": "Feature", "properties": {"class": None},
+                         "geometry": {"type": "Polygon", "coordinates": [_lonlat(scene, truth[k])]}}
+                        for k in np.flatnonzero(~seen)]
+    corrected = tmp_path / "corrected.geojson"
+    corrected.write_text(json.dumps(doc))
+
+    ds = tmp_path / "ds"
+    result = runner.invoke(main, ["dataset", "from-labels", str(path), "--labels", str(corrected),
+                                  "--db", str(counted / "railwatch.sqlite"), "--out", str(ds)])
+    assert result.exit_code == 0, result.output
+    assert f"{n_deleted} boxes counted on these images are not in" in result.output
+    assert f"--from {default_model_dir()}" in result.output
+    meta = yaml.safe_load((ds / "data.yaml").read_text())
+    assert meta["deleted"] == n_deleted and meta["analyst"] is True
+
+    run = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--stage", "finder", "--data", str(ds), "--from",
+                                  str(default_model_dir()), "--epochs", "1", "--out", str(run)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "one-class finder" in result.stderr and "Traceback" not in result.output + result.stderr
+    text = (run / "manifest.json").read_text()
+    assert "NaN" not in text
+    manifest = ModelManifest.load(run)
+    assert manifest.finder_classes == 1 and manifest.namer_spec() is not None
+    assert "held-out chips of the analyst's labels" in manifest.accuracy["evaluated_on"]
+    assert manifest.accuracy["n_cars"] > 0 and "conf_chosen" in manifest.accuracy
+    assert "before this fine-tune" in manifest.accuracy["system"]["measured_with"]
+    assert manifest.training["settings"]["lr0"] == 1e-3  # the analyst fine-tune's default
+
+    recount = tmp_path / "recount"
+    result = runner.invoke(main, ["count", str(path), "--site", str(site_file), "--out", str(recount),
+                                  "--model", str(run), "--no-progress"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    features = json.loads((recount / "detections.geojson").read_text())["features"]
+    assert all(0.0 <= f["properties"]["class_confidence"] <= 1.0 for f in features)

@@ -11,6 +11,7 @@ from pyproj import Transformer
 
 from railwatch.errors import (
     BadSidecarError,
+    ImpossibleTimeError,
     NoAcquisitionTimeError,
     NoGeoreferenceError,
     NoOverlapError,
@@ -223,6 +224,22 @@ def test_no_acquisition_time(make_scene):
     scene = make_scene(name="scene.tif")
     with pytest.raises(NoAcquisitionTimeError, match=r"scene.tif: no acquisition time: add a STAC"):
         open_scene(scene.path, site.crs, site.aoi_local)
+
+
+def test_an_impossible_acquisition_time_is_refused_with_the_time_found(make_scene):
+    site = load_site("tumangang_khasan")
+    future = make_scene(name="scene_20231005.tif")
+    future.path.with_suffix(".json").write_text(
+        json.dumps({"type": "Feature", "properties": {"datetime": "2031-06-01T02:15:00Z"}}))
+    with pytest.raises(ImpossibleTimeError,
+                       match=r"scene_20231005.tif: acquisition time 2031-06-01T02:15:00\+00:00 \(.*\) is "
+                             r"after the time of this run"):
+        open_scene(future.path, site.crs, site.aoi_local)
+    past = make_scene(name="old.tif", tags={"ACQUISITION_DATETIME": "1959-05-01T00:00:00Z"})
+    with pytest.raises(ImpossibleTimeError, match=r"1959-05-01T00:00:00\+00:00 .*before the first "
+                                                  r"satellite image \(1960-08-18\)"):
+        open_scene(past.path, site.crs, site.aoi_local)
+    assert ImpossibleTimeError.reason == "impossible_time" and issubclass(ImpossibleTimeError, SceneError)
 
 
 def test_too_coarse(make_scene):

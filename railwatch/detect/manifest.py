@@ -95,6 +95,9 @@ class ModelManifest:
     namer: dict[str, Any] = field(default_factory=dict)
     #: The confidence threshold tuned on validation chips (``accuracy.conf``).
     conf: float = DEFAULT_CONF
+    #: How many classes the finder itself tells apart: 1 ("a rail car is here", the namer names
+    #: the kind; manifest ``finder.classes: ["rail_car"]``) or the five classes.
+    finder_classes: int = len(CLASSES)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.conf < 1.0:
@@ -104,6 +107,9 @@ class ModelManifest:
                 f"{self.folder}: model classes {list(self.classes)} differ from railwatch's "
                 f"{list(CLASSES)}; retrain with `railwatch train`"
             )
+        if self.finder_classes not in (1, len(CLASSES)):
+            raise ModelError(f"{self.folder}/manifest.json: a finder of {self.finder_classes} classes; "
+                             f"railwatch runs finders of 1 or {len(CLASSES)}")
         if not (0.05 <= self.gsd <= 1.0) or self.chip < 32:
             raise ModelError(f"{self.folder}/manifest.json: implausible gsd {self.gsd} or chip {self.chip}")
 
@@ -114,6 +120,7 @@ class ModelManifest:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             accuracy = dict(doc.get("accuracy", {}))
+            finder = doc.get("finder") or {}
             return cls(
                 folder=folder,
                 name=str(doc["name"]),
@@ -125,6 +132,7 @@ class ModelManifest:
                 accuracy=accuracy,
                 namer=dict(doc.get("namer", {})),
                 conf=float(accuracy.get("conf", DEFAULT_CONF)),
+                finder_classes=len(finder.get("classes", CLASSES)),
             )
         except ModelError:
             raise
@@ -195,14 +203,13 @@ class ModelManifest:
     def class_metrics(self) -> dict[str, ClassMetrics]:
         """Measured precision/recall per class; classes not measured get (1.0, 1.0) — none
         measured means the intervals reflect sampling only, and the report says so."""
-        per_class = self.accuracy.get("per_class", {})
-        return {
-            c: ClassMetrics(
-                float(per_class.get(c, {}).get("precision", 1.0)),
-                float(per_class.get(c, {}).get("recall", 1.0)),
-            )
-            for c in CLASSES
-        }
+        per_class = self.accuracy.get("per_class") or {}
+
+        def measured(c: str, key: str) -> float:
+            value = (per_class.get(c) or {}).get(key)
+            return 1.0 if value is None or value != value else float(value)  # null or NaN: unmeasured
+
+        return {c: ClassMetrics(measured(c, "precision"), measured(c, "recall")) for c in CLASSES}
 
     def namer_spec(self) -> NamerSpec | None:
         """The namer's crop, labels and veto when the model has a namer (two-stage), else None."""

@@ -11,7 +11,7 @@ zones. :func:`measure_coverage` reads the same plan the same way without a detec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -146,10 +146,7 @@ def observe_scene(
         pixels += valid_area_pixels(tile, zones)  # the tile's own pixels, each counted once
         detection.add(tile)
     found = detection.result().with_zones([z.name for z in zones], [z.geometry for z in zones])
-    found = Detections(
-        found.corners, found.class_id, found.confidence, found.zone,
-        np.full(len(found), scene.name, dtype=object), found.crs,
-    )
+    found = replace(found, scene=np.full(len(found), scene.name, dtype=object))
     return Observation(
         scene=scene,
         detections=found,

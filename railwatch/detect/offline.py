@@ -48,9 +48,13 @@ def configure_torch_threads() -> int:
     """Use every core for torch's intra-op pool; returns the count."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = _cores()
     torch.set_num_threads(cores)
     return cores
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def import_ultralytics() -> ModuleType:
@@ -59,8 +63,11 @@ def import_ultralytics() -> ModuleType:
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ.setdefault("YOLO_CONFIG_DIR", str(_prepare_config_dir()))
     import ultralytics
-    from ultralytics.utils import SETTINGS
+    from ultralytics.utils import SETTINGS, torch_utils
 
+    # ultralytics' select_device() resets torch to NUM_THREADS = cores - 1 (one thread on a
+    # 2-core machine: half the CPU idle while training). Train on every core.
+    torch_utils.NUM_THREADS = max(torch_utils.NUM_THREADS, _cores())
     if SETTINGS.get("sync", False):
         SETTINGS.update(sync=False)  # type: ignore[no-untyped-call]  # ultralytics is not annotated
     configure_torch_threads()

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -32,6 +33,7 @@ from shapely.geometry import Polygon
 
 from railwatch.errors import (
     BlankSceneError,
+    ImpossibleTimeError,
     NoAcquisitionTimeError,
     NoGeoreferenceError,
     NoOverlapError,
@@ -154,7 +156,18 @@ class Scene:
 #: GDAL settings for remote reads, unless the environment sets them: do not list the remote
 #: "directory" looking for side-car files (one request saved per scene, and many servers
 #: refuse listings).
-REMOTE_GDAL_DEFAULTS: dict[str, str] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+REMOTE_GDAL_DEFAULTS: dict[str, str] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    # GDAL waits for ever on a server that stops answering: bound every request. A connection
+    # takes at most 10 s; a transfer slower than 1 byte/s for 15 s is abandoned, as is one
+    # request longer than 120 s (a window is a few MB at most); failed requests are retried twice.
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+    "GDAL_HTTP_LOW_SPEED_TIME": "15",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
+    "GDAL_HTTP_TIMEOUT": "120",
+    "GDAL_HTTP_MAX_RETRY": "2",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+}
 
 
 def gdal_env(source: SceneSource | None = None) -> rasterio.Env:
@@ -216,10 +229,9 @@ def _open_checked(
             src = rasterio.open(source.gdal_path)
     except RasterioError as exc:
         if source.remote:
-            raise SceneUnreachableError(
-                path, f"cannot read it over the network ({_first_line(exc)}); check the URL, the "
-                "network and GDAL's credentials (AWS_*, GDAL_HTTP_*), and that it is a GeoTIFF/COG"
-            ) from exc
+            raise _unreachable(source, exc, "cannot read it over the network", "check the URL, the "
+                               "network and GDAL's credentials (AWS_*, GDAL_HTTP_*), and that it is a "
+                               "GeoTIFF/COG") from exc
         raise SceneReadError(
             path, f"not a raster GDAL can read ({_first_line(exc)}); is it a GeoTIFF or COG?"
         ) from exc
@@ -241,7 +253,7 @@ def _open_checked(
                 "(WorldView, SkySat, aerial)",
             )
         acq = _acquisition(source, src, require_time)
-        stretch = _stretch(path, src, bands)
+        stretch = _stretch(source, src, bands)
         return Scene(
             source=source,
             crs=crs,
@@ -319,11 +331,11 @@ def read_tiles(
                     core=gw.core,
                 )
     except RasterioError as exc:
-        error = SceneUnreachableError if scene.source.remote else SceneReadError
-        raise error(
-            scene.source.href,
-            f"could not read pixels ({_first_line(exc)}); the file may be truncated"
-            + (" or the server stopped answering" if scene.source.remote else ""),
+        if scene.source.remote:
+            raise _unreachable(scene.source, exc, "could not read pixels over the network",
+                               "try again later, or check the server") from exc
+        raise SceneReadError(
+            scene.source.href, f"could not read pixels ({_first_line(exc)}); the file may be truncated"
         ) from exc
 
 
@@ -455,6 +467,32 @@ def _source_window(
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
+def _unreachable(source: SceneSource, exc: BaseException, what: str, then: str) -> SceneUnreachableError:
+    """A remote read failure as ``unreachable``, saying what the server or the network did (GDAL
+    says only "Read failed" or "not recognized as a supported format": a probe asks)."""
+    from railwatch.imagery.network import probe
+
+    answer = probe(source.href)
+    gdal = _gdal_reason(exc)
+    if answer is None:
+        answer = ("the transfer broke off (the connection was closed or stalled mid-read; the "
+                  f"server answers again now): {gdal}")
+    return SceneUnreachableError(source.href, f"{what}: {answer}; {then}")
+
+
+def _gdal_reason(exc: BaseException) -> str:
+    """The most telling line of a GDAL error and those chained to it (rasterio's "See previous
+    exception for details" names one that is never shown)."""
+    lines: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(lines) < 6:
+        line = _first_line(seen)
+        if "see previous exception" not in line.lower():
+            lines.append(line)
+        seen = seen.__cause__ or seen.__context__
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -558,13 +596,37 @@ def _acquisition(
             "(gdal_edit.py -mo ACQUISITION_DATETIME=2023-10-05T02:15:00Z), "
             "or put the date in the file name (e.g. scene_20231005.tif)",
         )
+    if found.source is not acquisition.TimeSource.NONE:
+        _check_plausible(found, local or source.href)
     return found
 
 
-def _stretch(path: str | Path, src: rasterio.io.DatasetReader, bands: BandLayout) -> Stretch:
+#: The first image taken from orbit that was brought back (CORONA, mission 9009): an
+#: acquisition time before it is an error in the metadata, not a scene.
+FIRST_SATELLITE_IMAGE = datetime(1960, 8, 18, tzinfo=UTC)
+#: Clocks and time zones differ: a time this far past the moment of the run is still accepted.
+CLOCK_SLACK = timedelta(hours=14)
+
+
+def _check_plausible(found: Acquisition, path: str | Path) -> None:
+    """Refuse an acquisition time after the time of the run, or before any satellite image."""
+    now = datetime.now(UTC)
+    when = found.time.isoformat()
+    if found.time > now + CLOCK_SLACK:
+        raise ImpossibleTimeError(
+            path, f"acquisition time {when} ({found.detail}) is after the time of this run "
+            f"({now.isoformat(timespec='seconds')}): the metadata is wrong; correct it there")
+    if found.time < FIRST_SATELLITE_IMAGE:
+        raise ImpossibleTimeError(
+            path, f"acquisition time {when} ({found.detail}) is before the first satellite image "
+            f"({FIRST_SATELLITE_IMAGE.date()}): the metadata is wrong; correct it there")
+
+
+def _stretch(source: SceneSource, src: rasterio.io.DatasetReader, bands: BandLayout) -> Stretch:
     """Robust per-scene stretch from an overview; also proves the file's pixels can be read,
     and that they hold an image (not one value throughout: an empty export or a file whose
     blocks were never written)."""
+    path: str | Path = source.path or source.href
     scale = max(src.width, src.height) / OVERVIEW_SIDE
     shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale))) if scale > 1 else (
         src.height,
@@ -573,6 +635,9 @@ def _stretch(path: str | Path, src: rasterio.io.DatasetReader, bands: BandLayout
     try:
         data = src.read(list(bands.rgb), out_shape=(3, *shape), masked=True)
     except RasterioError as exc:
+        if source.remote:
+            raise _unreachable(source, exc, "could not read pixels over the network",
+                               "try again later, or check the server") from exc
         raise SceneReadError(
             path, f"could not read pixels ({_first_line(exc)}); the file may be truncated or corrupt"
         ) from exc

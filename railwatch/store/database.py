@@ -574,6 +574,18 @@ class Store:
             )
         return out
 
+    def latest_detections(self, scene_name: str) -> Detections | None:
+        """The boxes last counted on the scene of this file name (any model), in its site's CRS;
+        ``None`` when the store never counted it. What an analyst's corrections are compared
+        with: a box counted here and absent from the corrected file was deleted."""
+        row = self._db.execute(
+            f"SELECT {_SCENE_COLUMNS}, site FROM scenes WHERE name = ? AND status = 'counted' "
+            "ORDER BY id DESC LIMIT 1", (scene_name,),
+        ).fetchone()
+        if row is None:
+            return None
+        return self._detections(_scene_record(row[:-1]), self.site(row[-1]).crs)
+
     def _detections(self, rec: SceneRecord, crs: CRS) -> Detections:
         rows = self._db.execute(
             "SELECT class, confidence, zone, x0, y0, x1, y1, x2, y2, x3, y3, class_confidence "

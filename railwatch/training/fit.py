@@ -26,9 +26,19 @@ from railwatch import __version__
 from railwatch.classes import CLASS_NAMES, CLASSES
 from railwatch.detect.manifest import ModelFile, ModelManifest, sha256_file
 from railwatch.errors import RailwatchError
+from railwatch.training.bases import BASES, BaseName, fetch_base
 from railwatch.training.checkpoint import check_checkpoint, record_checkpoints, recorded_checkpoint
 
-__all__ = ["TrainSettings", "combined_data_yaml", "fit", "package_model", "train_model"]
+__all__ = [
+    "Schedule",
+    "TrainSettings",
+    "combined_data_yaml",
+    "default_schedule",
+    "fit",
+    "is_analyst_dataset",
+    "package_model",
+    "train_model",
+]
 
 WEIGHTS = "railcar-obb.pt"
 ONNX = "railcar-obb.onnx"
@@ -74,6 +84,10 @@ class TrainSettings:
     #: AdamW rate when fine-tuning (fresh Adam moments move every weight by ~lr per step; at
     #: ultralytics' ~1e-3 a handful of steps wrecks a trained model).
     lr0: float | None = None
+    #: One class, "a rail car is here" (ultralytics ``single_cls``): the namer names the kind.
+    single_cls: bool = False
+    #: The first ``freeze`` layers (a pretrained base's backbone) are kept as they are.
+    freeze: int = 0
     augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
 
     def __post_init__(self) -> None:
@@ -81,6 +95,8 @@ class TrainSettings:
             raise ValueError("at least one dataset is needed")
         if self.epochs < 1 or self.imgsz < 32 or self.batch < 1:
             raise ValueError("epochs, imgsz and batch must be positive (imgsz >= 32)")
+        if self.freeze < 0:
+            raise ValueError(f"freeze must be 0 or more layers, got {self.freeze}")
 
     def recorded(self) -> dict[str, Any]:
         """The settings as a model folder records them (manifest, ``train_settings.json``): paths
@@ -187,7 +203,11 @@ def fit(
     else:
         base = Path(settings.base)
         fine_tune = (base / "manifest.json").is_file() or base.suffix == ".pt"
-        if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
+        if settings.base in set(BaseName):  # a pretrained base, pinned by its sha256
+            base = fetch_base(settings.base, log=progress)
+            check_checkpoint(base, BASES[BaseName(settings.base)].sha256, trust_model)
+            fine_tune = True
+        elif (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
             base = ModelManifest.load(base).verified_path(ModelFile.WEIGHTS, trust=trust_model)
         elif base.suffix == ".pt":
             check_checkpoint(base, None, trust_model)
@@ -234,6 +254,8 @@ def fit(
             plots=False,
             amp=False,
             verbose=False,
+            single_cls=settings.single_cls,
+            freeze=settings.freeze or None,
             **settings.augment,
         )
     best = run_dir / "weights" / "best.pt"
@@ -254,12 +276,44 @@ def train_model(
 
     best = fit(settings, resume=resume, progress=progress, trust_model=trust_model)
     progress(f"measuring {best} on the validation chips ...")
-    accuracy = measure_on_val(best, settings.datasets, settings.imgsz)
+    accuracy = measure_on_val(best, settings.datasets, settings.imgsz, single_class=settings.single_cls)
     return package_model(best, settings, accuracy, extra_training=extra_training, command=command)
 
 
 #: AdamW learning rate for fine-tuning when ``TrainSettings.lr0`` is not given.
 FINE_TUNE_LR = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Default epochs, learning rate (``None``: ultralytics' or :data:`FINE_TUNE_LR`) and hours."""
+
+    epochs: int
+    lr0: float | None
+    hours: float | None
+
+
+def default_schedule(fine_tune: bool, analyst: bool) -> Schedule:
+    """The defaults of a run. A fine-tune on an analyst's labels (a few dozen to a few hundred
+    cars of a new kind of imagery) runs 100 epochs at AdamW 1e-3, capped at 10 minutes: measured
+    on a real 0.25 m yard (DOMAIN.md), 30 epochs at 1e-4 made the finder worse (F1 0.54 → 0.50)
+    while 100 epochs at 1e-3 lifted it to 0.77–0.87 in 3–4 CPU-minutes; the threshold is then
+    chosen again on the analyst's held-out chips (:func:`~railwatch.training.tune.measure_on_val`).
+    Other runs: 60 epochs, ultralytics' rate from scratch or :data:`FINE_TUNE_LR` when
+    fine-tuning on renders (a high rate wrecks a trained model in a short run)."""
+    if fine_tune and analyst:
+        return Schedule(epochs=100, lr0=1e-3, hours=10 / 60)
+    return Schedule(epochs=60, lr0=None, hours=None)
+
+
+def is_analyst_dataset(folder: Path) -> bool:
+    """Whether the dataset in ``folder`` (or its yaml) is an analyst's labels (``dataset from-labels``)."""
+    yml = folder / "data.yaml" if folder.is_dir() else folder
+    try:
+        doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and bool(doc.get("analyst") or (doc.get("source") or {}).get("labels"))
 
 
 def _optimizer(settings: TrainSettings, fine_tune: bool) -> dict[str, Any]:
@@ -302,11 +356,12 @@ def package_model(
     onnx = out / ONNX
     if exported.resolve() != onnx:
         shutil.move(str(exported), onnx)
-    doc = {
+    doc: dict[str, Any] = {
         "name": name,
         "classes": list(CLASSES),
         "gsd": settings.gsd,
         "chip": settings.imgsz,
+        "finder": _finder_section(settings),
         "files": {
             ModelFile.WEIGHTS.value: {"path": WEIGHTS, "sha256": sha256_file(pt)},
             ModelFile.ONNX.value: {"path": ONNX, "sha256": sha256_file(onnx)},
@@ -322,8 +377,69 @@ def package_model(
         },
         "accuracy": accuracy,
     }
+    _keep_namer(_namer_source(settings), out, doc)
+    doc = _no_nan(doc)
     (out / "manifest.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     return ModelManifest.load(out)
+
+
+def _finder_section(settings: TrainSettings) -> dict[str, Any]:
+    """What the finder tells apart, and the pretrained base it grew from (if any)."""
+    section: dict[str, Any] = {"classes": ["rail_car"] if settings.single_cls else list(CLASSES)}
+    if settings.base in set(BaseName):
+        section["base"] = BASES[BaseName(settings.base)].provenance()
+        section["frozen_layers"] = settings.freeze
+    return section
+
+
+def _namer_source(settings: TrainSettings) -> Path:
+    """The model whose namer a new finder takes: the ``--from`` model folder; for a one-class
+    finder grown from anything else (a pretrained base, an architecture), the shipped model's,
+    since a one-class finder needs a namer to name what it finds."""
+    base = Path(settings.base)
+    if (base / "manifest.json").is_file() or not settings.single_cls:
+        return base
+    from railwatch.detect.manifest import default_model_dir
+
+    return default_model_dir()
+
+
+def _keep_namer(base: Path, out: Path, doc: dict[str, Any]) -> None:
+    """A finder fine-tuned from a two-stage model keeps that model's namer: its files are copied
+    and its manifest section kept, and the whole system's error matrix is kept marked as measured
+    with the finder before the fine-tune (the namer did not change; the finder did)."""
+    if not (base / "manifest.json").is_file():
+        return
+    source = ModelManifest.load(base)
+    if ModelFile.NAMER_ONNX not in source.files:
+        return
+    for kind in (ModelFile.NAMER_ONNX, ModelFile.NAMER_WEIGHTS):
+        if kind in source.files:
+            path = source.verified_path(kind, trust=True)  # copied, not loaded: checked on load
+            shutil.copyfile(path, out / path.name)
+            doc["files"][kind.value] = dict(source.files[kind])
+    # The finder threshold the namer was tuned with belongs to the old finder: the new one's
+    # threshold is the one chosen for it (accuracy.conf).
+    doc["namer"] = {k: v for k, v in source.namer.items() if k != "finder_conf"}
+    system = source.accuracy.get("system")
+    if isinstance(system, dict):
+        doc["accuracy"]["system"] = {
+            **system,
+            "measured_with": f"the finder of {source.name} before this fine-tune (the namer is the same; "
+                             "re-measure with benchmarks/bench_error_matrix.py --write)",
+        }
+
+
+def _no_nan(value: Any) -> Any:
+    """``value`` with every NaN float made ``None`` (JSON ``null``): a class with no validation
+    car has no precision, not a number that breaks a strict reader."""
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    if isinstance(value, float | np.floating) and value != value:
+        return None
+    return value
 
 
 def _json_default(o: object) -> object:

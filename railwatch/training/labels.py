@@ -21,8 +21,9 @@ image it lies on (or, when every car that names a scene names the same one, on t
 
 Each image is warped onto a local UTM grid at the model's ground sample distance (the same
 loader as counting, so the chips look like what the detector will see) and cut into
-overlapping chips with YOLO-OBB labels. Chips with no car are kept at a small rate as
-negatives. Label every car in the area you correct: an unlabelled car teaches "no car here".
+overlapping chips with YOLO-OBB labels, around what the analyst looked at (the labelled cars and
+the boxes they deleted, see :func:`export_from_labels`); the rest of each chip is greyed out.
+Label every car near those you correct: an unlabelled car in view teaches "no car here".
 """
 
 from __future__ import annotations
@@ -177,22 +178,69 @@ def _for_image(cars: Sequence[LabelledCar], name: str, given: set[str]) -> list[
             if c.scene == name or (c.scene is None and (sole is None or sole == name))]
 
 
+#: The analyst is taken to have looked this far (metres) around each labelled car and each
+#: deleted box: chip pixels farther from all of them are greyed out, so that a car nobody
+#: labelled never teaches "no car here".
+REVIEW_MARGIN_M = 8.0
+#: A counted box overlapping no label by this rotated IoU was deleted by the analyst.
+DELETED_IOU = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewedImage:
+    """What an analyst's file says about one image: the cars (local CRS corners and class
+    index), the boxes they deleted, and the area they looked at."""
+
+    corners: np.ndarray
+    class_id: np.ndarray
+    deleted: np.ndarray
+    area: BaseGeometry
+
+
+def reviewed_image(cars: Sequence[LabelledCar], counted: np.ndarray | None, to_local: object,
+                   footprint: BaseGeometry) -> ReviewedImage:
+    """The cars of one image on its local grid, the counted boxes (local corners) no car
+    overlaps, and the reviewed area: every car and deleted box with ``REVIEW_MARGIN_M`` around."""
+    from railwatch.detect.obb import rotated_iou
+
+    polys = [to_local(c.polygon) for c in cars]  # type: ignore[operator]
+    here = [k for k, poly in enumerate(polys) if poly.intersects(footprint)]
+    corners = np.array([np.asarray(polys[k].minimum_rotated_rectangle.exterior.coords)[:4]
+                        for k in here]).reshape(-1, 4, 2)
+    klass = np.array([_class_index(cars[k]) for k in here], dtype=np.int64)
+    deleted = np.zeros((0, 4, 2))
+    if counted is not None and len(counted):
+        if len(corners):
+            overlap = rotated_iou(counted, corners).max(axis=1)
+            deleted = counted[overlap < DELETED_IOU]
+        else:
+            deleted = counted
+    shapes = [shapely.Polygon(c) for c in (*corners, *deleted)]
+    area = shapely.union_all([g.buffer(REVIEW_MARGIN_M) for g in shapes]) if shapes else shapely.Polygon()
+    return ReviewedImage(corners, klass, deleted, area.intersection(footprint))
+
+
 def export_from_labels(
     images: Sequence[Path],
     labels: Path,
     out: Path,
     gsd: float = 0.3,
     chip: int = 320,
-    negative_rate: float = 0.1,
     val_fraction: float = 0.2,
     seed: int = 0,
+    store: Path | None = None,
 ) -> Path:
     """Write chips and labels under ``out`` (ultralytics layout) and return ``out/data.yaml``.
 
-    With several images, whole images go to validation (no leakage between neighbouring,
-    overlapping chips); with one, every fifth chip does. Cars of unknown kind are written
-    with class :data:`UNKNOWN_KIND`; ``data.yaml`` says how many (key ``unknown_kind``) and
-    how many labelled cars named an image that was not given (``not_given``).
+    Chips are cut around what the analyst looked at: each labelled car and, when ``store``
+    (the SQLite store of the count that made the boxes) is given, each box counted on that
+    image that no label overlaps any more (a deletion: a false box the finder must unlearn).
+    Pixels farther than ``REVIEW_MARGIN_M`` from all of them are greyed out. Every image is
+    warped onto a local UTM grid at ``gsd`` (resampled from its own resolution, as counting
+    does). With several images, whole images go to validation; with one, every fifth chip
+    does. Cars of unknown kind are written with class :data:`UNKNOWN_KIND`; ``data.yaml`` says
+    how many (key ``unknown_kind``), how many deleted boxes were found (``deleted``) and how
+    many labelled cars named an image that was not given (``not_given``).
     """
     import cv2
 
@@ -200,28 +248,27 @@ def export_from_labels(
     if not cars:
         raise RailwatchError(f"{labels}: no labelled cars")
     rng = np.random.default_rng(seed)
-    for split in ("train", "val"):
-        (out / "images" / split).mkdir(parents=True, exist_ok=True)
-        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     n_val_images = max(1, round(len(images) * val_fraction)) if len(images) > 1 else 0
     val_images = set(rng.permutation(len(images))[:n_val_images].tolist())
     given = {Path(p).name for p in images}
     written = {"train": 0, "val": 0}
     used_cars = 0
     unknown = {"cars": 0, "chips": 0}
+    n_deleted = 0
+    staged: list[tuple[str, str, np.ndarray, list[str]]] = []
     for i, image in enumerate(images):
         image = Path(image)
         site = site_for_footprint(image.stem, footprint_lonlat(image))
         scene = open_scene(image, site.crs, site.aoi_local)
         grid = SiteGrid.covering(scene.footprint, site.crs, gsd)
-        mine = _for_image(cars, image.name, given)
-        polys: list[BaseGeometry] = [site.to_local(cars[j].polygon) for j in mine]
-        here = [k for k, p in enumerate(polys) if p.intersects(scene.footprint)]
-        used_cars += len(here)
-        world = np.array([np.asarray(polys[k].minimum_rotated_rectangle.exterior.coords)[:4]
-                          for k in here]).reshape(-1, 4, 2)
-        klass = np.array([_class_index(cars[mine[k]]) for k in here], dtype=np.int64)
-        unknown["cars"] += int((klass == UNKNOWN_KIND).sum())
+        counted = _counted_boxes(store, image.name, site.crs) if store is not None else None
+        mine = [cars[j] for j in _for_image(cars, image.name, given)]
+        review = reviewed_image(mine, counted, site.to_local, scene.footprint)
+        used_cars += len(review.corners)
+        n_deleted += len(review.deleted)
+        unknown["cars"] += int((review.class_id == UNKNOWN_KIND).sum())
+        if review.area.is_empty:
+            continue
         overlap = min(chip - 1, math.ceil(CAR_OVERLAP_M / gsd))
         windows = [
             GridWindow(PixelWindow(r, c, min(chip, grid.rows - r), min(chip, grid.cols - c)),
@@ -229,21 +276,23 @@ def export_from_labels(
             for r in axis_starts(grid.rows, chip, overlap)
             for c in axis_starts(grid.cols, chip, overlap)
         ]
+        shapely.prepare(review.area)
         for n, tile in enumerate(read_tiles(scene, grid, windows)):
-            if tile.valid.mean() < 0.5:
+            if not review.area.intersects(shapely.box(*tile.bounds)):
                 continue
-            px = tile.map_to_pixels(world) if len(world) else world
-            lines = chip_labels(px, klass, chip)
-            if not lines and rng.random() > negative_rate:
+            looked = tile.mask(review.area, all_touched=False) & tile.valid
+            if looked.mean() < 0.02:
                 continue
+            px = tile.map_to_pixels(review.corners) if len(review.corners) else review.corners
+            lines = chip_labels(px, review.class_id, chip)
             unknown["chips"] += any(line.split()[0] == str(UNKNOWN_KIND) for line in lines)
             split = "val" if (i in val_images or (len(images) == 1 and n % 5 == 4)) else "train"
             rgb = np.full((chip, chip, 3), 114, np.uint8)
             rows, cols = tile.shape
-            rgb[:rows, :cols] = tile.array.transpose(1, 2, 0)
-            stem = f"{image.stem}_{n:05d}"
-            cv2.imwrite(str(out / "images" / split / f"{stem}.png"), rgb[:, :, ::-1])
-            (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+            pixels = tile.array.transpose(1, 2, 0).copy()
+            pixels[~looked] = 114  # what nobody looked at is not shown
+            rgb[:rows, :cols] = pixels
+            staged.append((split, f"{image.stem}_{n:05d}", rgb, lines))
             written[split] += 1
     if used_cars == 0:
         raise RailwatchError(
@@ -252,14 +301,24 @@ def export_from_labels(
         )
     if written["val"] == 0:
         raise RailwatchError("no validation chips were written; label more imagery")
+    for split in ("train", "val"):  # written only now: a refused file leaves nothing behind
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    for split, stem, rgb, lines in staged:
+        cv2.imwrite(str(out / "images" / split / f"{stem}.png"), rgb[:, :, ::-1])
+        (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
     doc = {
         "path": str(out.resolve()),
         "train": "images/train",
         "val": "images/val",
         "names": dict(enumerate(CLASS_NAMES)),
         "gsd": gsd,
-        "source": {"images": [str(p) for p in images], "labels": str(labels)},
+        "source": {"images": [str(p) for p in images], "labels": str(labels),
+                   "store": None if store is None else str(store)},
+        "analyst": True,
         "chips": dict(written),
+        "cars": used_cars,
+        "deleted": n_deleted,
         "unknown_kind": {
             "class": UNKNOWN_KIND, **unknown,
             "note": "cars of unknown kind (class missing or rail_car) train a one-class finder "
@@ -270,6 +329,22 @@ def export_from_labels(
     }
     (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return out / "data.yaml"
+
+
+def _counted_boxes(store: Path, name: str, crs: CRS) -> np.ndarray | None:
+    """The corners (in ``crs``) of the boxes the store last counted on image ``name``."""
+    from railwatch.store.database import Store
+
+    with Store(store) as db:
+        found = db.latest_detections(name)
+    if found is None or not len(found):
+        return None
+    if found.crs == crs:
+        return np.asarray(found.corners, dtype=np.float64)
+    move = Transformer.from_crs(found.crs, crs, always_xy=True)
+    flat = np.asarray(found.corners, dtype=np.float64).reshape(-1, 2)
+    x, y = move.transform(flat[:, 0], flat[:, 1])
+    return np.column_stack([x, y]).reshape(-1, 4, 2)
 
 
 def _class_index(car: LabelledCar) -> int:

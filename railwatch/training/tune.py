@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ from railwatch.training.evaluate import Evaluation, evaluate_scene, merge_evalua
 
 __all__ = ["ChipPredictions", "measure_on_val", "predict_val_chips", "tune_threshold"]
 
-THRESHOLDS = tuple(np.round(np.arange(0.10, 0.80, 0.05), 2))
+THRESHOLDS = tuple(np.round(np.arange(0.05, 0.80, 0.05), 2))
+#: Fewer held-out cars than this make a chosen threshold a guess; the manifest says so.
+FEW_CARS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,19 @@ def evaluate_at(preds: Sequence[ChipPredictions], conf: float, iou: float = 0.5)
     return merge_evaluations("val chips", parts)
 
 
-def tune_threshold(preds: Sequence[ChipPredictions]) -> tuple[float, dict[str, Any]]:
-    """The threshold with the best F1 over all cars (class-correct), and the accuracy there."""
+def one_class(preds: Sequence[ChipPredictions]) -> list[ChipPredictions]:
+    """The predictions with every class, found and true, made one (a car is a car)."""
+    return [replace(p, pred_class=np.zeros_like(p.pred_class), true_class=np.zeros_like(p.true_class))
+            for p in preds]
+
+
+def tune_threshold(preds: Sequence[ChipPredictions], single_class: bool = False,
+                   evaluated_on: str = "validation chips (simulated unless the datasets say otherwise)",
+                   ) -> tuple[float, dict[str, Any]]:
+    """The threshold with the best F1 over all cars (class-correct; any car for a one-class
+    finder, whose accuracy then has no per-class part), and the accuracy there."""
+    if single_class:
+        preds = one_class(preds)
     best_conf, best_f1 = THRESHOLDS[0], -1.0
     for t in THRESHOLDS:
         ev = evaluate_at(preds, float(t))
@@ -89,29 +102,50 @@ def tune_threshold(preds: Sequence[ChipPredictions]) -> tuple[float, dict[str, A
         )
         if f1 > best_f1:
             best_conf, best_f1 = float(t), f1
-    at50 = evaluate_at(preds, best_conf, 0.5)
-    at30 = evaluate_at(preds, best_conf, 0.3)
+    at50 = evaluate_at(preds, best_conf, 0.5).as_dict()
+    at30 = evaluate_at(preds, best_conf, 0.3).as_dict()
+    if single_class:  # the finder names no class: its per-class scores mean nothing
+        del at50["per_class"], at30["per_class"]
+    n_cars = int(sum(len(p.true_class) for p in preds))
+    curve = {f"{float(t):.2f}": round(evaluate_at(preds, float(t)).any_class.f1, 4) for t in THRESHOLDS}
     return best_conf, {
         "conf": best_conf,
-        "evaluated_on": f"{len(preds)} validation chips (simulated unless the datasets say otherwise)",
-        **at50.as_dict(),
-        "at_iou_0.3": at30.as_dict(),
+        "conf_chosen": f"the best any-car F1 of {len(THRESHOLDS)} thresholds "
+                       f"{THRESHOLDS[0]}–{THRESHOLDS[-1]} on {n_cars} cars of {len(preds)} {evaluated_on}"
+                       + (f"; fewer than {FEW_CARS} cars: the threshold is uncertain" if n_cars < FEW_CARS
+                          else ""),
+        "evaluated_on": f"{len(preds)} {evaluated_on}",
+        "n_cars": n_cars,
+        "f1_by_conf": {k: (None if v != v else v) for k, v in curve.items()},
+        **at50,
+        "at_iou_0.3": at30,
     }
 
 
-def measure_on_val(weights: Path, datasets: Sequence[str | Path], size: int) -> dict[str, Any]:
-    """Accuracy of ``weights`` on the datasets' validation chips, at the threshold tuned there
-    (the ``accuracy`` block of a manifest)."""
+def measure_on_val(weights: Path, datasets: Sequence[str | Path], size: int, single_class: bool = False
+                   ) -> dict[str, Any]:
+    """Accuracy of ``weights`` on held-out chips, at the threshold chosen there (the ``accuracy``
+    block of a manifest).
+
+    When some datasets are an analyst's labels (``railwatch dataset from-labels``), only their
+    validation chips are used: a finder fine-tuned on a new kind of imagery is measured, and its
+    threshold chosen, on cars of that imagery it did not train on, never on simulated chips.
+    """
     import yaml
 
     from railwatch.detect.detector import TorchBackend
+    from railwatch.training.fit import is_analyst_dataset
 
+    docs = [(Path(d), yaml.safe_load((Path(d) / "data.yaml").read_text())) for d in datasets]
+    analyst = [(d, doc) for d, doc in docs if is_analyst_dataset(d)]
+    chosen = analyst or docs
     val_dirs: list[Path] = []
-    for d in datasets:
-        doc = yaml.safe_load((Path(d) / "data.yaml").read_text())
+    for d, doc in chosen:
         root = Path(doc.get("path") or d)
         vals = doc["val"] if isinstance(doc["val"], list) else [doc["val"]]
         val_dirs.extend(root / v for v in vals)
+    what = (f"held-out chips of the analyst's labels ({', '.join(d.name for d, _ in analyst)}; never "
+            "trained on)" if analyst else "validation chips (simulated unless the datasets say otherwise)")
     preds = predict_val_chips(TorchBackend(weights, size), val_dirs, size)
-    _, accuracy = tune_threshold(preds)
+    _, accuracy = tune_threshold(preds, single_class, evaluated_on=what)
     return accuracy
