@@ -83,6 +83,11 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("0.6 m", "native 0.6 m, warped to 0.3 m", "yes", "yes", gsd=0.6),
 )
 
+#: Thresholds of the calibration sweep: F1 at each, from one pass at the lowest.
+SWEEP = tuple(round(0.05 * k, 2) for k in range(2, 11))  # 0.10 … 0.50
+#: The band over which a calibrated finder's F1 should hold (issue 19: within 0.05 over 0.2–0.4).
+BAND = (0.2, 0.4)
+
 #: (seeds, scene side in metres) per profile.
 SIZES = {"tiny": ((0,), 60.0), "quick": ((0, 1), 200.0), "full": ((0, 1, 2, 3), 240.0)}
 
@@ -101,14 +106,33 @@ def _row(cond: Condition, evals: list[Evaluation], loose: list[Evaluation], erro
     return row
 
 
+def _calibration(found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+                 ) -> dict[str, object]:
+    """Any-car F1 at each threshold of :data:`SWEEP` over the scenes of one condition."""
+    curve = {}
+    for t in SWEEP:
+        parts = []
+        for corners, called, conf, true, cls in found:
+            kept = conf >= t
+            parts.append(score("", corners[kept], called[kept], conf[kept], true, cls))
+        curve[f"{t:.2f}"] = round(merge_evaluations("", parts).any_class.f1, 4) if parts else float("nan")
+    best = max(curve, key=lambda k: -1.0 if curve[k] != curve[k] else curve[k])
+    band = [v for k, v in curve.items() if BAND[0] <= float(k) <= BAND[1]]
+    return {"f1_by_conf": curve, "best_conf": float(best), "best_f1": curve[best],
+            "band_f1_min": min(band), "band_f1_max": max(band)}
+
+
 def run(profile: Profile, model: Path, work: Path) -> dict[str, object]:
-    """Render, count and score every condition × seed."""
-    detector = load_detector(model, settings=DetectorSettings(runtime=Runtime.ONNX))
+    """Render, count and score every condition × seed: at the model's own threshold, and F1 at
+    each threshold of :data:`SWEEP` (one pass at the lowest, boxes then filtered by confidence)."""
+    own = load_detector(model, settings=DetectorSettings(runtime=Runtime.ONNX))
+    conf = own.conf
+    detector = load_detector(model, settings=DetectorSettings(runtime=Runtime.ONNX, conf=min(SWEEP)))
     seeds, size_m = SIZES[profile.name]
     conditions = CONDITIONS[:2] if profile.name == "tiny" else CONDITIONS
     rows = []
     for k, cond in enumerate(conditions):
-        evals, loose, errors = [], [], []
+        evals, loose, errors, swept = [], [], [], []
         for seed in seeds:
             scene = render_yard_scene(cond.spec(seed, size_m))
             path, truth = write_yard_scene(scene, work / "shift" / f"shift_{k}_{seed}.tif")
@@ -120,16 +144,23 @@ def run(profile: Profile, model: Path, work: Path) -> dict[str, object]:
             finally:
                 path.unlink()
                 truth.unlink()
-            found = obs.detections
+            every = obs.detections
             true = np.array([c.corners() for c in scene.cars]).reshape(-1, 4, 2)
             cls = np.array([c.car.cls.class_id for c in scene.cars], dtype=np.int64)
+            swept.append((np.asarray(every.corners), np.asarray(every.class_id), np.asarray(every.confidence),
+                          true, cls))
+            found = every[every.confidence >= conf]
             evals.append(score(f"seed {seed}", found.corners, found.class_id, found.confidence, true, cls))
             loose.append(score(f"seed {seed}", found.corners, found.class_id, found.confidence, true, cls,
                                iou=0.3))
-        rows.append(_row(cond, evals, loose, errors))
+        row = _row(cond, evals, loose, errors)
+        if swept:
+            row["calibration"] = _calibration(swept)
+        rows.append(row)
     return {
         "benchmark": "shift",
-        "model": model_description(detector.manifest),
+        "model": model_description(own.manifest),
+        "conf": conf,
         "iou": 0.5,
         "seeds": list(seeds),
         "scene_side_m": size_m,
@@ -167,6 +198,25 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         table,
     ]
+    calibrated = [r for r in result["rows"] if "calibration" in r]
+    if calibrated:
+        sweep = list(calibrated[0]["calibration"]["f1_by_conf"])
+        lines += [
+            "",
+            f"Calibration (the counts above at the model's threshold {result.get('conf', '?')}): any-car F1 "
+            "at each threshold, one pass at the lowest; the best threshold per condition, and F1's range "
+            f"over {BAND[0]}–{BAND[1]}.",
+            "",
+            markdown_table(
+                ["condition", *sweep, "best conf", "F1 range 0.2–0.4"],
+                [[r["condition"], *[r["calibration"]["f1_by_conf"][t] for t in sweep],
+                  r["calibration"]["best_conf"],
+                  f"{r['calibration']['band_f1_min']:.3f}–{r['calibration']['band_f1_max']:.3f}"]
+                 for r in calibrated],
+            ),
+        ]
+        bests = [r["calibration"]["best_conf"] for r in calibrated]
+        lines += ["", f"Best threshold moves over {min(bests):.2f}–{max(bests):.2f} between conditions."]
     if rejected:
         lines += ["", "Scenes the pipeline refused: " + "; ".join(rejected)]
     return "\n".join(lines)

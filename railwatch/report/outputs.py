@@ -46,8 +46,10 @@ from railwatch.report.comparison import (
     comparison_table,
 )
 from railwatch.report.plot import snapshot_figure, weekly_figure
+from railwatch.report.qgis import detections_style, review_style
 from railwatch.report.quicklook import CROP_SIDE_M, Quicklook, read_view, render, save_png, zone_quicklooks
 from railwatch.report.reported import ANY, ReportedFigure
+from railwatch.report.review import review_features
 from railwatch.site import Site
 from railwatch.store.database import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
 
@@ -169,6 +171,10 @@ def write_report(
         written.append(name)
 
     put("detections.geojson", lambda p: _write_geojson(p, inputs.scenes))
+    put("detections.qml", lambda p: p.write_text(detections_style(), encoding="utf-8"))
+    put("review.geojson", lambda p: p.write_text(json.dumps(
+        {"type": "FeatureCollection", "features": review_features(inputs.scenes)}), encoding="utf-8"))
+    put("review.qml", lambda p: p.write_text(review_style(), encoding="utf-8"))
     put("frames.csv", lambda p: _frames_csv(tables.frames).to_csv(p, index=False))
     put("weekly.csv", lambda p: _weekly_csv(tables.weekly).to_csv(p, index=False))
     put("comparison.csv",

@@ -286,19 +286,24 @@ def export_from_labels(
             px = tile.map_to_pixels(review.corners) if len(review.corners) else review.corners
             lines = chip_labels(px, review.class_id, chip)
             unknown["chips"] += any(line.split()[0] == str(UNKNOWN_KIND) for line in lines)
-            split = "val" if (i in val_images or (len(images) == 1 and n % 5 == 4)) else "train"
             rgb = np.full((chip, chip, 3), 114, np.uint8)
             rows, cols = tile.shape
             pixels = tile.array.transpose(1, 2, 0).copy()
             pixels[~looked] = 114  # what nobody looked at is not shown
             rgb[:rows, :cols] = pixels
-            staged.append((split, f"{image.stem}_{n:05d}", rgb, lines))
-            written[split] += 1
+            staged.append(("val" if i in val_images else "train", f"{image.stem}_{n:05d}", rgb, lines))
     if used_cars == 0:
         raise RailwatchError(
             f"{labels}: none of the labelled cars lies on the images; are they in EPSG:4326, and "
             "does their `scene` property name one of the images?"
         )
+    if len(images) == 1:  # one image: every fifth chip with cars is held out, at least one
+        with_cars = [k for k, (_, _, _, lines) in enumerate(staged) if lines]
+        held = set(with_cars[4::5] or with_cars[-1:]) if len(with_cars) > 1 else set()
+        staged = [("val" if k in held else split, stem, rgb, lines)
+                  for k, (split, stem, rgb, lines) in enumerate(staged)]
+    for split, *_ in staged:
+        written[split] += 1
     if written["val"] == 0:
         raise RailwatchError("no validation chips were written; label more imagery")
     for split in ("train", "val"):  # written only now: a refused file leaves nothing behind
