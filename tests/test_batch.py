@@ -368,3 +368,39 @@ def test_count_cli_usage_errors_exit_2(world, fake_cli, tmp_path):
                                        "--reported", str(bad_csv), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "reported.csv: missing column(s)" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["store", "outputs"])
+def test_a_full_disk_is_one_line_and_keeps_what_was_committed(world, fake_cli, monkeypatch, where):
+    import errno
+
+    tmp, site_path, _, images, _ = world
+    out = tmp / "out"
+    if where == "store":
+        calls = {"n": 0}
+        real = Store.record_scene
+
+        def record(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise sqlite3.OperationalError("database or disk is full")
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, "record_scene", record)
+    else:
+        def full(out_dir, name, write):
+            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / name))
+
+        monkeypatch.setattr("railwatch.report.outputs._write_atomic", full)
+    result = CliRunner().invoke(main, ["count", str(images), "--site", str(site_path), "--out", str(out),
+                                       "--no-progress"])
+    assert result.exit_code == 1
+    assert ("Traceback" not in result.stderr and result.exception is None) or isinstance(
+        result.exception, SystemExit)
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("railwatch: the disk is full")]
+    assert "run the same command again" in line
+    assert not (out / "run.json").exists()
+    with Store(out / "railwatch.sqlite") as store:
+        assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        counted = store.table_counts()["scenes"]
+    assert counted == (2 if where == "store" else 4)

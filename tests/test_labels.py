@@ -75,3 +75,32 @@ def test_dataset_from_labels_command(make_scene, tmp_path):
                                        "--labels", str(labels), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "data.yaml").is_file() and list(out.glob("labels/*/*.txt"))
+
+
+def test_features_that_cannot_be_cars_are_skipped_and_nothing_half_made_is_left(make_scene, tmp_path):
+    from click.testing import CliRunner
+
+    from railwatch.cli import main
+
+    scene = make_scene(name="y_20231005.tif", lon=8.54, lat=47.37)
+    good = _car_feature(scene.lon, scene.lat)
+    nan = _car_feature(scene.lon, scene.lat)
+    nan["geometry"]["coordinates"][0][1][0] = float("nan")
+    a, b = good["geometry"]["coordinates"][0][:2]
+    flat = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[a, b, a]]}}
+    labels = tmp_path / "cars.geojson"
+    other = _car_feature(scene.lon + 0.0012, scene.lat)  # ~90 m east: another chip
+    labels.write_text(json.dumps({"type": "FeatureCollection", "features": [nan, good, flat, other]}))
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(main, ["dataset", "from-labels", str(scene.path), "--labels", str(labels),
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "feature 0 skipped: its coordinates are not all numbers" in result.stderr
+    assert "feature 2 skipped: it has no area" in result.stderr
+    assert "Traceback" not in result.output + result.stderr and list(out.glob("labels/*/*.txt"))
+    only_bad = tmp_path / "bad.geojson"
+    only_bad.write_text(json.dumps({"type": "FeatureCollection", "features": [nan, flat]}))
+    result = CliRunner().invoke(main, ["dataset", "from-labels", str(scene.path), "--labels", str(only_bad),
+                                       "--out", str(tmp_path / "none")])
+    assert result.exit_code != 0 and "no labelled cars (2 features skipped)" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "none").exists()

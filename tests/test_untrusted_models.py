@@ -161,11 +161,20 @@ def test_a_run_records_its_checkpoints_and_resumes_from_them_only(tmp_path):
     weights.mkdir(parents=True)
     last = weights / "last.pt"
     shutil.copyfile(default_model_dir() / "railcar-obb.pt", last)
-    assert recorded_checkpoint(tmp_path / "run", "last.pt") is None
-    record_checkpoints(weights)  # what the on_model_save callback does after each save
+    assert recorded_checkpoint(tmp_path / "run", "last.pt") == ()
+    record_checkpoints(weights)  # what each save does once its files are in place
     recorded = recorded_checkpoint(tmp_path / "run", "last.pt")
-    assert recorded == sha256_file(last) and recorded_checkpoint(tmp_path / "run", "best.pt") is None
-    assert check_checkpoint(last, recorded) == recorded
+    assert recorded == (sha256_file(last),) and recorded_checkpoint(tmp_path / "run", "best.pt") == ()
+    assert check_checkpoint(last, recorded) == recorded[0]
+    # while a new last.pt is being renamed into place, both the old and the new are vouched for
+    staged = tmp_path / "staged.pt"
+    shutil.copyfile(default_model_dir() / "railcar-obb.pt", staged)
+    with staged.open("ab") as f:
+        f.write(b"\0")
+    record_checkpoints(weights, {"last.pt": staged})
+    both = recorded_checkpoint(tmp_path / "run", "last.pt")
+    assert both == (sha256_file(staged), sha256_file(last))
+    assert check_checkpoint(last, both) == both[1]
     marker = tmp_path / "code-ran"
     _evil_pt(last, marker)  # replaced after it was recorded
     with pytest.raises(ModelIntegrityError, match="does not match the one recorded"):
@@ -182,3 +191,40 @@ def test_a_data_folder_without_a_dataset_yaml_is_a_usage_error(tmp_path, content
     result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m"), "--data", str(data)])
     assert result.exit_code == 2, result.output + result.stderr
     assert "railwatch dataset" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_train_killed_at_random_moments_resumes_to_a_whole_model(tmp_path):
+    """kill -9 of `railwatch train` at a random moment (start-up, first epoch, a checkpoint being
+    written, measuring), then `--resume`: every try ends in a model folder whose manifest's
+    sha256 match its files, and no torn checkpoint is ever loaded."""
+    import json
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from railwatch.detect.manifest import ModelManifest
+    from railwatch.simulate.chips import export_yolo_obb
+
+    export_yolo_obb(tmp_path / "chips", 8, gsd=0.3, chip=160, seed=4, val_fraction=0.25)
+    rng = random.Random(7)
+    env = {**os.environ, "RAILWATCH_CACHE": str(tmp_path / "cache")}
+    for trial in range(3):
+        out = tmp_path / f"run{trial}"
+        args = [sys.executable, "-m", "railwatch.cli", "train", "--data", str(tmp_path / "chips"),
+                "--epochs", "3", "--imgsz", "160", "--batch", "4", "--workers", "0", "--out", str(out)]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 25.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done = subprocess.run([*args[:3], "train", "--out", str(out), "--resume"], env=env,
+                              capture_output=True, text=True, timeout=900, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        manifest = ModelManifest.load(out)
+        for kind in manifest.files:
+            manifest.verified_path(kind)  # raises if a file is not the one listed
+        assert json.loads((out / "manifest.json").read_text())["training"]["resumed_with"]

@@ -6,7 +6,9 @@ imports torch or ultralytics.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import sqlite3
 import sys
 
 import click
@@ -57,6 +59,28 @@ class LazyGroup(click.Group):
         except RailwatchError as exc:
             click.echo(f"railwatch: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except (OSError, sqlite3.OperationalError) as exc:
+            if not _disk_full(exc):
+                raise
+            where = getattr(exc, "filename", None) or "the store or the output folder"
+            click.echo(
+                f"railwatch: the disk is full (while writing {where}): every scene committed to the "
+                "store before it is kept and the store is intact; the output folder has no run.json "
+                "(an unfinished set). Free some space and run the same command again: it resumes "
+                "where it stopped", err=True)
+            sys.exit(1)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the disk or the quota is full."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(seen, sqlite3.OperationalError) and "full" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

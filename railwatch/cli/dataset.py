@@ -74,15 +74,16 @@ def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, c
     from railwatch.detect.manifest import default_model_dir
     from railwatch.training.labels import export_from_labels
 
-    yml = export_from_labels(list(images), labels, out, gsd=gsd, chip=chip, seed=seed, store=store)
+    yml = export_from_labels(list(images), labels, out, gsd=gsd, chip=chip, seed=seed, store=store,
+                             log=lambda m: click.echo(m, err=True))
     doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
     chips, unknown = doc["chips"], doc["unknown_kind"]
     click.echo(f"wrote {chips['train']} training and {chips['val']} validation chips: {yml}")
     if unknown["cars"]:
         click.echo(
             f"{unknown['cars']} cars of unknown kind (class missing or rail_car) are class "
-            f"{unknown['class']} in {unknown['chips']} chips: they train the finder only (a one-class "
-            "finder, ultralytics single_cls); a five-class training drops those chips and the namer "
+            f"{unknown['class']} in {unknown['chips']} chips: they train the finder only (`railwatch "
+            "train` then trains a one-class finder, ultralytics single_cls, by itself); the namer "
             "leaves those cars out"
         )
     if doc["not_given"]:

@@ -101,11 +101,11 @@ def train(
     checkpoint to resume only if it is the one the run recorded (or loads as weights only);
     otherwise pass --trust-model.
     """
+    from railwatch.training.datasets import is_analyst_dataset
     from railwatch.training.fit import (
         SETTINGS_FILE,
         TrainSettings,
         default_schedule,
-        is_analyst_dataset,
         train_model,
     )
 

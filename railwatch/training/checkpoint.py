@@ -15,14 +15,20 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from railwatch.detect.manifest import sha256_file
 from railwatch.errors import ModelIntegrityError
 
-__all__ = ["CHECKPOINTS_FILE", "check_checkpoint", "record_checkpoints", "recorded_checkpoint"]
+__all__ = [
+    "CHECKPOINTS_FILE",
+    "check_checkpoint",
+    "record_checkpoints",
+    "recorded_checkpoint",
+    "save_atomically",
+]
 
 #: In a training run's folder (``OUT/run/``): the sha256 of each checkpoint it wrote last.
 CHECKPOINTS_FILE = "checkpoints.json"
@@ -36,15 +42,19 @@ _TRUST_HINT = ("Loading a checkpoint runs code: pass --trust-model only if you k
                "file came from")
 
 
-def check_checkpoint(path: Path, expected_sha256: str | None, trust: bool = False) -> str:
+def check_checkpoint(path: Path, expected_sha256: str | Sequence[str] | None, trust: bool = False) -> str:
     """The sha256 of ``path`` when it may be loaded; raises :class:`ModelIntegrityError` if not.
 
     ``expected_sha256``: what a manifest or the run's record says the file is (``None``: no
-    record). See the module docstring for the rule.
+    record; several: any of them, as a run records while it replaces a checkpoint). See the
+    module docstring for the rule.
     """
     actual = sha256_file(path)
-    if trust or actual == expected_sha256:
+    accepted = {expected_sha256} if isinstance(expected_sha256, str) else set(expected_sha256 or ())
+    if trust or actual in accepted:
         return actual
+    if isinstance(expected_sha256, Sequence) and not isinstance(expected_sha256, str):
+        expected_sha256 = expected_sha256[0] if expected_sha256 else None
     problem = _weights_only_problem(path)
     if problem is None:
         return actual
@@ -59,25 +69,81 @@ def check_checkpoint(path: Path, expected_sha256: str | None, trust: bool = Fals
     )
 
 
-def recorded_checkpoint(run_dir: Path, name: str) -> str | None:
-    """The sha256 a training run recorded for its checkpoint ``name`` (``last.pt``), if any."""
+def recorded_checkpoint(run_dir: Path, name: str) -> tuple[str, ...]:
+    """The sha256s a training run recorded for its checkpoint ``name`` (``last.pt``): one, or
+    two while the run replaces the file (the new one, then the old); none without a record."""
     try:
         doc = json.loads((run_dir / CHECKPOINTS_FILE).read_text(encoding="utf-8"))
         value = doc[name]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return value if isinstance(value, str) else None
+        return ()
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(v for v in values if isinstance(v, str))
 
 
-def record_checkpoints(weights_dir: Path) -> None:
+def record_checkpoints(weights_dir: Path, incoming: dict[str, Path] | None = None) -> None:
     """Record the sha256 of ``last.pt`` and ``best.pt`` in ``weights_dir``'s run folder (written
-    to a temporary name and renamed: a reader sees the old record or the new one)."""
+    to a temporary name and renamed: a reader sees the old record or the new one).
+
+    ``incoming`` (name → staged file about to replace it): each such name is recorded with both
+    the staged file's sha256 and the current file's, so that a kill before, during or after the
+    rename leaves a file the record vouches for.
+    """
     run_dir = weights_dir.parent
-    doc = {p.name: sha256_file(p) for p in (weights_dir / "last.pt", weights_dir / "best.pt")
-           if p.is_file()}
+    doc: dict[str, list[str]] = {}
+    for name in ("last.pt", "best.pt"):
+        hashes = []
+        if incoming and name in incoming:
+            hashes.append(sha256_file(incoming[name]))
+        if (weights_dir / name).is_file():
+            hashes.append(sha256_file(weights_dir / name))
+        if hashes:
+            doc[name] = hashes
     tmp = run_dir / f".{CHECKPOINTS_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(json.dumps(doc, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, run_dir / CHECKPOINTS_FILE)
+
+
+#: Where a run's checkpoints are written before they are renamed into place.
+STAGING = ".staging"
+
+
+def save_atomically(trainer: Any) -> None:
+    """Make an ultralytics trainer write its checkpoints atomically, recorded in the same step.
+
+    ultralytics writes ``last.pt`` and ``best.pt`` in place: a kill mid-write leaves a torn file.
+    Here each save goes to ``weights/.staging/``, is fsynced, recorded (old and new sha256), then
+    renamed over the old file, and recorded again (new only). A kill at any moment leaves whole
+    checkpoints that the record vouches for. Install it from ``on_pretrain_routine_end``.
+    """
+    original = trainer.save_model
+
+    def save_model() -> bool:
+        wdir = Path(trainer.wdir)
+        staging = wdir / STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        for stale in staging.glob("*.pt"):
+            stale.unlink()
+        last, best = trainer.last, trainer.best
+        trainer.last, trainer.best = staging / "last.pt", staging / "best.pt"
+        try:
+            saved = bool(original())
+        finally:
+            trainer.last, trainer.best = last, best
+        staged = {p.name: p for p in staging.glob("*.pt")}
+        for path in staged.values():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+        record_checkpoints(wdir, staged)
+        for name, path in staged.items():
+            os.replace(path, wdir / name)
+        record_checkpoints(wdir)
+        return saved
+
+    trainer.save_model = save_model
 
 
 def _weights_only_problem(path: Path) -> str | None:

@@ -27,7 +27,7 @@ from railwatch.classes import CLASS_NAMES, CLASSES
 from railwatch.detect.manifest import ModelFile, ModelManifest, sha256_file
 from railwatch.errors import RailwatchError
 from railwatch.training.bases import BASES, BaseName, fetch_base
-from railwatch.training.checkpoint import check_checkpoint, record_checkpoints, recorded_checkpoint
+from railwatch.training.checkpoint import check_checkpoint, recorded_checkpoint, save_atomically
 
 __all__ = [
     "Schedule",
@@ -35,7 +35,6 @@ __all__ = [
     "combined_data_yaml",
     "default_schedule",
     "fit",
-    "is_analyst_dataset",
     "package_model",
     "train_model",
 ]
@@ -192,9 +191,11 @@ def fit(
     run_dir = out / "run"
     last = run_dir / "weights" / "last.pt"
     fine_tune = False
+    if resume and not last.is_file():
+        progress(f"railwatch train: {last} was never written (the run stopped in its first epoch): "
+                 "starting the run again from its recorded settings")
+        resume = False
     if resume:
-        if not last.is_file():
-            raise RailwatchError(f"{last}: no checkpoint to resume from; start a new run")
         for checkpoint in (last, run_dir / "weights" / "best.pt"):  # best.pt is packaged later
             if checkpoint.is_file():
                 check_checkpoint(checkpoint, recorded_checkpoint(run_dir, checkpoint.name),
@@ -215,12 +216,12 @@ def fit(
         (out / SETTINGS_FILE).write_text(json.dumps(settings.recorded(), indent=2))
     ultralytics = import_ultralytics()
     model = ultralytics.YOLO(str(base)) if resume else ultralytics.YOLO(str(base), task="obb")
-    model.add_callback("on_model_save", lambda trainer: record_checkpoints(Path(trainer.wdir)))
+    model.add_callback("on_pretrain_routine_end", save_atomically)
     started = time.monotonic()
 
     def on_epoch_end(trainer: Any) -> None:
         done = trainer.epoch + 1
-        total = trainer.epochs
+        total = max(trainer.epochs, done)  # a time budget may cut the planned epochs short
         elapsed = time.monotonic() - started
         eta = elapsed / max(done - trainer.start_epoch, 1) * (total - done)
         progress(f"railwatch train: epoch {done}/{total}, elapsed {elapsed / 60:.1f} min, "
@@ -228,7 +229,12 @@ def fit(
 
     model.add_callback("on_fit_epoch_end", on_epoch_end)
     if resume:
-        model.train(resume=True)
+        try:
+            model.train(resume=True)
+        except AssertionError as exc:  # ultralytics: "... is finished, nothing to resume"
+            if "nothing to resume" not in str(exc):
+                raise
+            progress("railwatch train: every epoch had run; packaging the model")
     else:
         data = combined_data_yaml([Path(d) for d in settings.datasets], out / "run-data.yaml")
         model.train(
@@ -304,16 +310,6 @@ def default_schedule(fine_tune: bool, analyst: bool) -> Schedule:
     if fine_tune and analyst:
         return Schedule(epochs=100, lr0=1e-3, hours=10 / 60)
     return Schedule(epochs=60, lr0=None, hours=None)
-
-
-def is_analyst_dataset(folder: Path) -> bool:
-    """Whether the dataset in ``folder`` (or its yaml) is an analyst's labels (``dataset from-labels``)."""
-    yml = folder / "data.yaml" if folder.is_dir() else folder
-    try:
-        doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(doc, dict) and bool(doc.get("analyst") or (doc.get("source") or {}).get("labels"))
 
 
 def _optimizer(settings: TrainSettings, fine_tune: bool) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,11 +102,14 @@ def _reprojected(geom: BaseGeometry, transformer: Transformer) -> BaseGeometry:
     return shapely.transform(geom, move)
 
 
-def read_labels(path: Path) -> list[LabelledCar]:
+def read_labels(path: Path, skipped: list[str] | None = None) -> list[LabelledCar]:
     """Car polygons as written by ``railwatch count``/``detect`` or digitised from scratch.
 
     Refuses, naming the feature, a class that is neither railwatch's nor an unknown-kind
-    marker, and a geometry that is not a (Multi)Polygon.
+    marker, and a geometry that is not a (Multi)Polygon. A polygon that cannot be a car —
+    coordinates that are not numbers (NaN, infinite), or no area (a ring of two points, a
+    line drawn as a polygon) — is skipped, and ``skipped`` (when given) gets one line naming the
+    feature and why.
     """
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -130,9 +134,16 @@ def read_labels(path: Path) -> list[LabelledCar]:
             )
         scene = props.get("scene")
         try:
-            geom = shape(feature["geometry"])
+            with warnings.catch_warnings():  # NaN coordinates: refused below, by name
+                warnings.simplefilter("ignore", RuntimeWarning)
+                geom = shape(feature["geometry"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RailwatchError(f"{path}: feature {i} has no readable geometry") from exc
+        why = _not_a_car_shape(geom)
+        if why is not None:
+            if skipped is not None:
+                skipped.append(f"{path}: feature {i} skipped: {why}")
+            continue
         if to_lonlat is not None:
             geom = _reprojected(geom, to_lonlat)
         parts = list(getattr(geom, "geoms", [geom])) if geom.geom_type == "MultiPolygon" else [geom]
@@ -146,6 +157,18 @@ def read_labels(path: Path) -> list[LabelledCar]:
                 )
             cars.append(LabelledCar(part, class_id, str(scene) if scene else None))
     return cars
+
+
+def _not_a_car_shape(geom: BaseGeometry) -> str | None:
+    """Why a (Multi)Polygon cannot be a car's outline, or ``None``."""
+    if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        return None  # refused below, with its type
+    coords = shapely.get_coordinates(geom)
+    if not len(coords) or not np.isfinite(coords).all():
+        return "its coordinates are not all numbers (NaN or infinite)"
+    if not geom.area > 0 or any(not part.area > 0 for part in getattr(geom, "geoms", [geom])):
+        return "it has no area (fewer than three distinct corners)"
+    return None
 
 
 def chip_labels(corners_px: np.ndarray, class_id: np.ndarray, size: int) -> list[str]:
@@ -229,6 +252,7 @@ def export_from_labels(
     val_fraction: float = 0.2,
     seed: int = 0,
     store: Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Write chips and labels under ``out`` (ultralytics layout) and return ``out/data.yaml``.
 
@@ -244,9 +268,13 @@ def export_from_labels(
     """
     import cv2
 
-    cars = read_labels(labels)
+    skipped: list[str] = []
+    cars = read_labels(labels, skipped)
+    for line in skipped:
+        (log or (lambda m: None))(line)
     if not cars:
-        raise RailwatchError(f"{labels}: no labelled cars")
+        raise RailwatchError(f"{labels}: no labelled cars" + (f" ({len(skipped)} features skipped)"
+                                                              if skipped else ""))
     rng = np.random.default_rng(seed)
     n_val_images = max(1, round(len(images) * val_fraction)) if len(images) > 1 else 0
     val_images = set(rng.permutation(len(images))[:n_val_images].tolist())
@@ -258,6 +286,8 @@ def export_from_labels(
     staged: list[tuple[str, str, np.ndarray, list[str]]] = []
     for i, image in enumerate(images):
         image = Path(image)
+        if log is not None:
+            log(f"image {i + 1}/{len(images)}: {image.name} ({len(staged)} chips so far)")
         site = site_for_footprint(image.stem, footprint_lonlat(image))
         scene = open_scene(image, site.crs, site.aoi_local)
         grid = SiteGrid.covering(scene.footprint, site.crs, gsd)
@@ -331,6 +361,7 @@ def export_from_labels(
                     "namer leaves these cars out",
         },
         "not_given": sum(1 for c in cars if c.scene is not None and c.scene not in given),
+        "skipped_features": len(skipped),
     }
     (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return out / "data.yaml"

@@ -134,7 +134,7 @@ def measure_on_val(weights: Path, datasets: Sequence[str | Path], size: int, sin
     import yaml
 
     from railwatch.detect.detector import TorchBackend
-    from railwatch.training.fit import is_analyst_dataset
+    from railwatch.training.datasets import is_analyst_dataset
 
     docs = [(Path(d), yaml.safe_load((Path(d) / "data.yaml").read_text())) for d in datasets]
     analyst = [(d, doc) for d, doc in docs if is_analyst_dataset(d)]
