@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import rasterio
 from conftest import write_scene, write_site
 from test_batch import LAT, LON
@@ -24,24 +25,25 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def test_count_writes_nothing_outside_out_and_the_store(tmp_path):
-    """The shipped ONNX model on a small scene, in a fresh process with an empty home folder."""
+@pytest.mark.parametrize("cluster", [[], pytest.param(["--cluster", "local:1"], marks=pytest.mark.slow)])
+def test_count_writes_nothing_outside_out_and_the_store(tmp_path, cluster):
+    """The shipped ONNX model on a small scene, in a fresh process with an empty home folder and
+    temp folder: nothing is left in either (matplotlib's font cache and Dask's scratch space
+    live in temporary folders of the run's own, removed at the end)."""
     site = write_site(tmp_path / "site.geojson", LON, LAT)
     images = tmp_path / "images"
     images.mkdir()
     write_scene(images / "scene_20231005.tif", "EPSG:32652", LON, LAT)
-    home, cwd, tmp, mpl = (tmp_path / n for n in ("home", "cwd", "tmp", "mpl"))
-    for d in (home, cwd, tmp, mpl):
+    home, cwd, tmp = (tmp_path / n for n in ("home", "cwd", "tmp"))
+    for d in (home, cwd, tmp):
         d.mkdir()
     before = _files(images)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(tmp),
-           "PYTHONPATH": str(ROOT),
-           # matplotlib's font cache, which it keeps in its own config folder (MPLCONFIGDIR,
-           # else ~/.cache/matplotlib): a cache of the user's fonts, written once, not run data.
-           "MPLCONFIGDIR": str(mpl)}
+           "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "railwatch.cli", "count", str(images), "--site", str(site),
-         "--out", str(tmp_path / "out"), "--db", str(tmp_path / "store.sqlite"), "--no-progress"],
+         "--out", str(tmp_path / "out"), "--db", str(tmp_path / "store.sqlite"), "--no-progress",
+         *cluster],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

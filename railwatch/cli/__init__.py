@@ -6,10 +6,15 @@ imports torch or ultralytics.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
+import os
+import shutil
 import sqlite3
 import sys
+import tempfile
+from collections.abc import Iterator
 
 import click
 
@@ -55,7 +60,8 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            with _own_scratch():
+                return super().invoke(ctx)
         except RailwatchError as exc:
             click.echo(f"railwatch: {exc}", err=True)
             sys.exit(exc.exit_code)
@@ -69,6 +75,29 @@ class LazyGroup(click.Group):
                 "(an unfinished set). Free some space and run the same command again: it resumes "
                 "where it stopped", err=True)
             sys.exit(1)
+
+
+@contextlib.contextmanager
+def _own_scratch() -> Iterator[None]:
+    """For the command's run: matplotlib's font cache in a temporary folder removed afterwards,
+    and ONNX Runtime's telemetry off, so that a run writes only to its outputs, its store and
+    the system's temp folder (which it cleans). A user's own settings win."""
+    added: list[str] = []
+    scratch = None
+    if "MPLCONFIGDIR" not in os.environ:
+        scratch = tempfile.mkdtemp(prefix="railwatch-mpl-")
+        os.environ["MPLCONFIGDIR"] = scratch
+        added.append("MPLCONFIGDIR")
+    if "ORT_DISABLE_TELEMETRY" not in os.environ:
+        os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+        added.append("ORT_DISABLE_TELEMETRY")
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _disk_full(exc: BaseException) -> bool:

@@ -113,8 +113,11 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         args = [a for a in sys.argv[1:] if a != "--background"]
         log = (out / "train.log").open("ab")
+        env = dict(os.environ)  # the run makes its own scratch; ours is removed when we return
+        if Path(env.get("MPLCONFIGDIR", "/")).name.startswith("railwatch-mpl-"):
+            del env["MPLCONFIGDIR"]
         proc = subprocess.Popen(  # our own CLI, same interpreter
-            [sys.executable, "-m", "railwatch.cli", *args],
+            [sys.executable, "-m", "railwatch.cli", *args], env=env,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         click.echo(f"training in the background (pid {proc.pid}); follow: tail -f {out / 'train.log'}")

@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -229,11 +231,18 @@ def connect(spec: ClusterSpec) -> Iterator[Client]:
         return
     # One scene per worker thread at a time: a worker's death then implicates only the scene
     # it was counting, not scenes queued behind it.
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                          "distributed.scheduler.worker-saturation": 1.0}):
-        cluster = LocalCluster(
-            n_workers=spec.workers, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR,
-        )
-    with cluster, Client(cluster) as client:
-        yield client
+    # The workers' scratch space (spill files, locks) in a folder of this run's own, removed
+    # afterwards: a run leaves nothing in the system's temp folder.
+    scratch = tempfile.mkdtemp(prefix="railwatch-dask-")
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                              "distributed.scheduler.worker-saturation": 1.0,
+                              "temporary-directory": scratch}):
+            cluster = LocalCluster(
+                n_workers=spec.workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=logging.ERROR, local_directory=scratch,
+            )
+        with cluster, Client(cluster) as client:
+            yield client
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
