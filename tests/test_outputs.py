@@ -145,7 +145,7 @@ def test_zone_names_with_slashes_stay_inside_out(tmp_path, monkeypatch):
     assert len([q for q in quicklooks if "_crop" not in q]) == 2, pngs  # one view per zone
     report = (out / "report.md").read_text()
     assert all(f"]({q})" in report for q in quicklooks)
-    assert outputs.check_outputs(out) == []
+    assert outputs.check_outputs(out) == [] and outputs.check_outputs(str(out)) == []  # str too
 
 
 def test_temporaries_of_killed_writers_are_removed_those_of_live_ones_kept(counted):
@@ -181,4 +181,19 @@ def test_detect_keeps_zone_named_files_inside_out(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output + result.stderr
     pngs = sorted(p.relative_to(tmp_path).parts for p in tmp_path.rglob("*.png"))
     assert pngs and all(p[:3] == ("a", "b", "out") and len(p) == 4 for p in pngs), pngs
-    assert [p[3] for p in pngs if "_crop" not in p[3]] == ["scene_20231001_x-name-88492aef.png"]
+    # named as `count` names its quicklooks
+    assert [p[3] for p in pngs if "_crop" not in p[3]] == ["quicklook_scene_20231001_x-name-88492aef.png"]
+
+
+def test_count_on_a_folder_without_imagery_says_so_and_writes_nothing(tmp_path, monkeypatch):
+    site_path = write_site(tmp_path / "site.geojson", LON, LAT)
+    site = load_site(site_path)
+    monkeypatch.setattr("railwatch.cli.options.build_detector",
+                        lambda choice: FakeDetector(site.crs, yard_cars(site)))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no imagery here")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["count", str(tmp_path / "empty"), "--site", str(site_path),
+                                       "--out", str(out), "--no-progress"])
+    assert result.exit_code == 1 and "no imagery" in result.stderr and "nothing written" in result.stderr
+    assert not (out / "run.json").exists() and not list(out.glob("*.csv"))

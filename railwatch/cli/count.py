@@ -91,15 +91,17 @@ def count(
             summary = run_batch_on_cluster(list(images), site, loader, store, model, cluster,
                                            settings, gsd=detector.gsd)
         click.echo(summary.text(), err=True)
+        if summary.inputs == 0:  # nothing was given to count: no output set to write
+            click.echo("railwatch: no imagery (.tif, .tiff, .vrt, .jp2) or STAC item found in the "
+                       "inputs; nothing written", err=True)
+            sys.exit(1)
         write_report(out, load_inputs(store, figures, model.sha256, site.name),
                      ReportSettings(quicklooks=True))
     click.echo(f"outputs in {out}/ (report.md, frames.csv, weekly.csv, comparison.csv, "
                f"detections.geojson, rejected.csv; run.json, written last, lists the set); "
                f"store {store.path}", err=True)
     if summary.usable == 0:
-        why = ("no imagery (.tif, .tiff, .vrt, .jp2) found in the inputs" if summary.inputs == 0
-               else "no scene could be used (see the rejections above)")
-        click.echo(f"railwatch: {why}", err=True)
+        click.echo("railwatch: no scene could be used (see the rejections above)", err=True)
         sys.exit(1)
 
 

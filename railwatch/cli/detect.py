@@ -47,7 +47,8 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
             for look in zone_quicklooks(scene, site.crs, zone.name, zone.geometry, dets, outlines,
                                         label=scene.name):
                 suffix = f"_{file_slug(look.suffix, 'part')}" if look.suffix else ""
-                name = f"{file_slug(Path(scene.name).stem, 'scene')}_{file_slug(zone.name, 'zone')}"
+                name = (f"quicklook_{file_slug(Path(scene.name).stem, 'scene')}_"
+                        f"{file_slug(zone.name, 'zone')}")  # as `count` names them
                 save_png(look.image, out / f"{name}{suffix}.png")
         counts = {z.name: int((dets.zone == z.name).sum()) for z in zones}
         click.echo(f"{scene.name}: {len(dets)} cars " + " ".join(f"{k}={v}" for k, v in counts.items()))

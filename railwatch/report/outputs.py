@@ -214,12 +214,13 @@ def file_slug(name: str, fallback: str = "x") -> str:
     return f"{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
-def check_outputs(out: Path) -> list[str]:
+def check_outputs(out: str | Path) -> list[str]:
     """What is wrong with an output folder as a set; empty when it is complete and intact.
 
     Complete means: ``run.json`` is there and every file it lists is there with the sha256 it
     lists. An interrupted ``count`` or ``series`` leaves no ``run.json``.
     """
+    out = Path(out)
     run_file = out / RUN_FILE
     if not run_file.is_file():
         return [f"{RUN_FILE}: missing; the outputs are incomplete (a run was interrupted while "
