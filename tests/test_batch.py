@@ -21,7 +21,7 @@ from shapely.geometry import Point
 
 from railwatch.cli import main
 from railwatch.site import load_site
-from railwatch.store.batch import BatchSettings, find_images, run_batch
+from railwatch.batch.job import BatchSettings, find_images, run_batch
 from railwatch.store.database import ModelRecord, Store
 
 LON, LAT = 130.6081, 42.4214
@@ -136,7 +136,7 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from fake_detector import FakeDetector
 from test_batch import yard_cars
-from railwatch.store.batch import BatchSettings, run_batch
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.site import load_site
 from railwatch.store.database import ModelRecord, Store
 

@@ -14,7 +14,7 @@ from railwatch.detect.observation import observe_scene
 from railwatch.errors import SceneError
 from railwatch.imagery.scene import open_scene
 from railwatch.site import load_site
-from railwatch.store.batch import BatchSettings, run_batch
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.store.database import ModelRecord, Store
 
 

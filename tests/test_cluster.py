@@ -13,8 +13,8 @@ from shapely.geometry import Point
 
 from railwatch.cli import main
 from railwatch.site import Site, load_site
-from railwatch.store.batch import BatchSettings, run_batch
-from railwatch.store.cluster import ClusterSpec, run_batch_on_cluster
+from railwatch.batch.job import BatchSettings, run_batch
+from railwatch.batch.cluster import ClusterSpec, run_batch_on_cluster
 from railwatch.store.database import ModelRecord, Store
 
 LON, LAT = 130.6081, 42.4214

@@ -15,7 +15,7 @@ from rangeserver import serve
 from test_stac import LAT, LON, QUIET, cars, collection, item, tif
 
 from railwatch.site import load_site
-from railwatch.store.batch import run_batch
+from railwatch.batch.job import run_batch
 from railwatch.store.database import ModelRecord, Store
 
 

@@ -78,7 +78,7 @@ def test_the_scene_loader_bounds_the_gdal_block_cache(tmp_path, monkeypatch):
 
 def test_importing_railwatch_changes_no_environment_variable():
     code = ("import os; before = dict(os.environ); import railwatch.cli, railwatch.imagery.scene, "
-            "railwatch.detect.detector, railwatch.store.batch, railwatch.report.outputs; "
+            "railwatch.detect.detector, railwatch.batch.job, railwatch.report.outputs; "
             "print(sorted(set(os.environ.items()) ^ set(before.items())))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout

@@ -19,7 +19,7 @@ from railwatch.cli import main
 from railwatch.imagery.source import SceneSource
 from railwatch.imagery.stac import StacItemError, read_stac
 from railwatch.site import Site, load_site
-from railwatch.store.batch import BatchSettings, run_batch
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.store.database import ModelRecord, Store
 from railwatch.store.identity import scene_identity
 

@@ -12,13 +12,13 @@ import click
 from railwatch.cli.options import ModelChoice, model_options, site_option
 
 if TYPE_CHECKING:
-    from railwatch.store.cluster import ClusterSpec, ModelLoader
+    from railwatch.batch.cluster import ClusterSpec, ModelLoader
 
 
 def _cluster_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> ClusterSpec | None:
     if value is None:
         return None
-    from railwatch.store.cluster import ClusterSpec
+    from railwatch.batch.cluster import ClusterSpec
 
     try:
         return ClusterSpec.parse(value)
@@ -70,7 +70,7 @@ def count(
     from railwatch.report.outputs import ReportSettings, load_inputs, write_report
     from railwatch.report.reported import ReportedFiguresError, load_reported
     from railwatch.site import load_site
-    from railwatch.store.batch import BatchSettings, run_batch
+    from railwatch.batch.job import BatchSettings, run_batch
     from railwatch.store.database import DEFAULT_STORE_NAME, ModelRecord, Store
 
     try:
@@ -85,7 +85,7 @@ def count(
         if cluster is None:
             summary = run_batch(list(images), site, detector, store, model, settings)
         else:
-            from railwatch.store.cluster import run_batch_on_cluster
+            from railwatch.batch.cluster import run_batch_on_cluster
 
             loader = _loader(detector.model_sha256, cluster, model_choice)
             summary = run_batch_on_cluster(list(images), site, loader, store, model, cluster,
@@ -108,7 +108,7 @@ def count(
 def _loader(sha256: str, cluster: ClusterSpec, choice: ModelChoice) -> ModelLoader:
     """How workers load the driver's model; local workers share this machine's cores."""
     from railwatch.detect.detector import DetectorSettings, Runtime
-    from railwatch.store.cluster import ModelLoader
+    from railwatch.batch.cluster import ModelLoader
 
     threads = None
     if cluster.workers is not None:

@@ -1,1 +1,1 @@
-"""Stage 4, the store: the SQLite database of scenes, detections and runs, and the batch job that fills it."""
+"""Stage 4, the store: the SQLite database of scenes, detections, counts and runs."""

@@ -1,10 +1,10 @@
 """Counting a batch on a Dask cluster (``dask.distributed``): one task per scene.
 
 A task opens one scene, observes it and returns the :class:`~railwatch.detect.observation.Observation`
-(detections and coverage: small, picklable) or a :class:`~railwatch.store.batch.Rejection`. The
+(detections and coverage: small, picklable) or a :class:`~railwatch.batch.job.Rejection`. The
 driver — the process that runs ``railwatch count --cluster`` — stays the store's only writer: it
 identifies the scenes, never submits one the store already holds for this model, and commits
-each outcome in its own transaction as its future completes (:class:`~railwatch.store.batch.BatchDriver`,
+each outcome in its own transaction as its future completes (:class:`~railwatch.batch.job.BatchDriver`,
 shared with the serial loop), so the guarantees of a serial batch hold: a driver killed at any
 moment loses nothing committed, a rerun resumes, a rejected scene is one line on stderr and a
 row in ``rejected.csv``.
@@ -37,7 +37,7 @@ from railwatch.detect.observation import DetectorLike, Observation
 from railwatch.errors import ModelIntegrityError
 from railwatch.imagery.source import SceneSource
 from railwatch.site import Site
-from railwatch.store.batch import (
+from railwatch.batch.job import (
     BatchDriver,
     BatchSettings,
     BatchSummary,
@@ -164,7 +164,7 @@ def run_batch_on_cluster(
     say: Callable[[str], None] = _stderr_line,
     gsd: float | None = None,
 ) -> BatchSummary:
-    """:func:`~railwatch.store.batch.run_batch` with the scenes spread over a Dask cluster.
+    """:func:`~railwatch.batch.job.run_batch` with the scenes spread over a Dask cluster.
 
     ``factory`` tells workers how to load the detector (:class:`ModelLoader` for a model
     folder); ``model`` describes it for the store and must carry the same sha256; ``gsd`` is

@@ -9,7 +9,7 @@ stderr (``file: reason``) and a ``rejected`` row in the store; the batch goes on
 moment, a batch loses nothing committed; rerun, it resumes where it stopped.
 
 :class:`BatchDriver` is the store's side of a batch (identify, skip, record, tally), shared by
-the serial loop here and the Dask cluster in :mod:`railwatch.store.cluster`, where only
+the serial loop here and the Dask cluster in :mod:`railwatch.batch.cluster`, where only
 :func:`observe_source` runs on the workers.
 """
 
@@ -293,7 +293,7 @@ def run_batch(
     say: Callable[[str], None] = _stderr_line,
 ) -> BatchSummary:
     """Count every scene of ``inputs`` not yet in the store, one after another; see the module
-    docstring (:func:`railwatch.store.cluster.run_batch_on_cluster` spreads them on a cluster).
+    docstring (:func:`railwatch.batch.cluster.run_batch_on_cluster` spreads them on a cluster).
 
     ``model`` describes the detector's model for the store (its sha256 must be the detector's;
     default: :meth:`ModelRecord.describing` the detector). ``say`` receives one line per
