@@ -32,11 +32,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from railwatch.detect.detector import DetectorSettings, load_detector
-from railwatch.detect.observation import DetectorLike, Observation
-from railwatch.errors import ModelIntegrityError
-from railwatch.imagery.source import SceneSource
-from railwatch.site import Site
 from railwatch.batch.job import (
     BatchDriver,
     BatchSettings,
@@ -45,6 +40,11 @@ from railwatch.batch.job import (
     _stderr_line,
     observe_source,
 )
+from railwatch.detect.detector import DetectorSettings, load_detector
+from railwatch.detect.observation import DetectorLike, Observation
+from railwatch.errors import ModelIntegrityError
+from railwatch.imagery.source import SceneSource
+from railwatch.site import Site
 from railwatch.store.database import ModelRecord, Store
 
 if TYPE_CHECKING:
@@ -95,6 +95,14 @@ class ClusterSpec:
             f"{text!r}: give local:N for N worker processes on this machine, or the address of a "
             "running Dask scheduler, e.g. tcp://10.0.0.5:8786"
         )
+
+    def threads_per_worker(self) -> int | None:
+        """Model threads for each worker: a local cluster's workers share this machine's cores;
+        ``None`` (every core of its machine) for a worker of a scheduler."""
+        if self.workers is None:
+            return None
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, (cores or 1) // self.workers)
 
     def describe(self) -> str:
         return f"local:{self.workers}" if self.workers is not None else str(self.address)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,11 +65,11 @@ def count(
     the batch ran, 1 when no scene could be used, 2 for a usage error (a bad --site or
     --reported file too).
     """
+    from railwatch.batch.job import BatchSettings, run_batch
     from railwatch.cli.options import build_detector
     from railwatch.report.outputs import ReportSettings, load_inputs, write_report
     from railwatch.report.reported import ReportedFiguresError, load_reported
     from railwatch.site import load_site
-    from railwatch.batch.job import BatchSettings, run_batch
     from railwatch.store.database import DEFAULT_STORE_NAME, ModelRecord, Store
 
     try:
@@ -107,14 +106,10 @@ def count(
 
 def _loader(sha256: str, cluster: ClusterSpec, choice: ModelChoice) -> ModelLoader:
     """How workers load the driver's model; local workers share this machine's cores."""
-    from railwatch.detect.detector import DetectorSettings, Runtime
     from railwatch.batch.cluster import ModelLoader
+    from railwatch.detect.detector import DetectorSettings, Runtime
 
-    threads = None
-    if cluster.workers is not None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        threads = max(1, (cores or 1) // cluster.workers)
     model = choice.model.resolve() if choice.model is not None else None
     return ModelLoader(sha256, model, choice.trust_model,
                        DetectorSettings(runtime=Runtime(choice.runtime), conf=choice.conf,
-                                        threads=threads))
+                                        threads=cluster.threads_per_worker()))

@@ -197,7 +197,7 @@ def _train_namer(
     datasets: tuple[Path, ...],
     seed: int,
     scratch: bool,
-    epochs: int | None,
+    epochs: int,
     hours: float | None,
     device: str | None,
     trust_model: bool,

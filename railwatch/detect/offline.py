@@ -67,7 +67,7 @@ def import_ultralytics() -> ModuleType:
 
     # ultralytics' select_device() resets torch to NUM_THREADS = cores - 1 (one thread on a
     # 2-core machine: half the CPU idle while training). Train on every core.
-    torch_utils.NUM_THREADS = max(torch_utils.NUM_THREADS, _cores())
+    setattr(torch_utils, "NUM_THREADS", max(int(getattr(torch_utils, "NUM_THREADS", 1)), _cores()))  # noqa: B010
     if SETTINGS.get("sync", False):
         SETTINGS.update(sync=False)  # type: ignore[no-untyped-call]  # ultralytics is not annotated
     configure_torch_threads()
