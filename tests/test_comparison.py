@@ -11,7 +11,7 @@ from railwatch.classes import CLASSES
 from railwatch.count.frames import FrameRow
 from railwatch.count.weekly import WeeklyRow
 from railwatch.detect.manifest import ClassMetrics
-from railwatch.report.comparison import Verdict, compare, comparison_table, verdict_for
+from railwatch.report.comparison import Verdict, compare, comparison_table, distant_summary, verdict_for
 from railwatch.report.reported import (
     Qualifier,
     Quantity,
@@ -75,7 +75,10 @@ def test_the_bundled_table_holds_the_sourced_rows():
     (Qualifier.AT_MOST, 10, Verdict.CONSISTENT),
     (Qualifier.AT_MOST, 74, Verdict.MEASURED_HIGHER),
     (Qualifier.UP_TO, 73, Verdict.CONSISTENT),
-    (Qualifier.UP_TO, 80, Verdict.MEASURED_HIGHER),
+    (Qualifier.UP_TO, 74, Verdict.CONSISTENT),  # an approximate upper value, not a ceiling
+    (Qualifier.UP_TO, 80, Verdict.CONSISTENT),
+    (Qualifier.UP_TO, 90, Verdict.MEASURED_HIGHER),
+    (Qualifier.AS_MANY_AS, 80, Verdict.CONSISTENT),
 ])
 def test_snapshot_verdict_for_each_qualifier(qualifier, measured, expected):
     fr = frames({"2023-10-05T02:00": {("tumangang_yard", "covered_car"): measured}})
@@ -176,3 +179,20 @@ def test_a_malformed_table_names_the_file_and_what_to_fix(tmp_path, text, messag
     with pytest.raises(ReportedFiguresError) as exc:
         load_reported(path)
     assert str(exc.value).startswith(str(path)) and message in str(exc.value)
+
+
+def test_one_figure_quoted_by_several_outlets_is_one_row_with_every_qualifier():
+    figs = load_reported()
+    fr = frames({"2023-10-05T02:00": {("tumangang_yard", "covered_car"): 73}})
+    comparisons = run(figs, fr)
+    table = comparison_table(comparisons)
+    oct5 = table[table["date"] == "2023-10-05"]
+    assert len(oct5) == 1
+    (row,) = oct5.to_dict("records")
+    assert row["qualifier"] == "approximately" and row["verdict"] == "consistent"
+    assert "at_least (Meduza" in row["quoted_as"] and "up_to (Kyiv Independent" in row["quoted_as"]
+    assert "measured_higher" not in row["quoted_as"]
+    # the 2024 figures lie months from this one scene: summarised, not listed as not_observed
+    assert not (table["date"] == "2024-06-17").any()
+    summary = distant_summary(comparisons)
+    assert summary.startswith("10 reported figures lie 256–320 days") and "2024-06-17" in summary

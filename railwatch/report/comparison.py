@@ -15,6 +15,13 @@ series. The reported side is the qualifier's interval (:meth:`ReportedFigure.bou
 ``consistent`` when the two intervals overlap, ``measured_higher`` / ``measured_lower`` when
 the measured interval lies wholly above / below, ``not_observed`` when nothing comparable was
 counted.
+
+One figure is one row: the same count of the same class at the same place and time, quoted by
+several outlets with different words (CSIS's "approximately 73", Meduza's "at least 73", the
+Kyiv Independent's "up to 73"), is compared once, with the first source's qualifier (the table
+lists the original first), and every outlet's qualifier and its own verdict listed beside it.
+A figure whose date lies more than ``distant_days`` from every counted scene is ``distant``: it
+is left out of the table and summarised in one line of the report.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -41,13 +48,15 @@ __all__ = [
     "Verdict",
     "compare",
     "comparison_table",
+    "distant_summary",
+    "one_per_figure",
     "verdict_for",
 ]
 
 COMPARISON_COLUMNS: tuple[str, ...] = (
     "date", "site", "zone", "class", "quantity", "qualifier", "reported", "reported_low",
     "reported_high", "measured_quantity", "measured", "estimate", "low", "high", "scene",
-    "acquired", "week", "days_apart", "verdict", "source", "url", "note",
+    "acquired", "week", "days_apart", "verdict", "quoted_as", "source", "url", "note",
 )
 
 
@@ -66,10 +75,13 @@ class ComparisonSettings:
 
     max_days_apart: float = 3.0
     z: float = Z_90
+    #: A figure this many days from every counted scene is summarised, not listed.
+    distant_days: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.max_days_apart < 0 or self.z <= 0:
-            raise ValueError("max_days_apart must be non-negative and z positive")
+        if self.max_days_apart < 0 or self.z <= 0 or self.distant_days < self.max_days_apart:
+            raise ValueError("max_days_apart must be non-negative, z positive, distant_days >= "
+                             "max_days_apart")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,19 @@ class Comparison:
     week: str = ""
     days_apart: float = math.nan
     note: str = ""
+    #: The same figure as other outlets quoted it (their own qualifier and source).
+    repeats: tuple[ReportedFigure, ...] = ()
+    #: No counted scene lies within ``ComparisonSettings.distant_days`` of the figure's date.
+    distant: bool = False
+
+    @property
+    def quoted_as(self) -> str:
+        """Every outlet's qualifier, its source and the verdict under that qualifier."""
+        def one(f: ReportedFigure) -> str:
+            verdict = verdict_for(f, self.low, self.high).value
+            return f"{f.qualifier.value} ({f.source}): {verdict}"
+
+        return "; ".join(one(f) for f in (self.figure, *self.repeats))
 
     def __post_init__(self) -> None:
         if self.verdict is not Verdict.NOT_OBSERVED and math.isnan(self.low):
@@ -109,7 +134,9 @@ class Comparison:
             "high": self.high, "scene": self.scene,
             "acquired": self.acquired.isoformat() if self.acquired else "",
             "week": self.week, "days_apart": self.days_apart, "verdict": self.verdict.value,
-            "source": f.source, "url": f.url, "note": "; ".join(x for x in (f.note, self.note) if x),
+            "quoted_as": self.quoted_as,
+            "source": "; ".join(dict.fromkeys(x.source for x in (f, *self.repeats))),
+            "url": f.url, "note": "; ".join(x for x in (f.note, self.note) if x),
         }
 
 
@@ -142,22 +169,73 @@ def compare(
     model has one, else through the per-class precision and recall ``metrics``."""
     s = settings or ComparisonSettings()
     out = []
-    for f in figures:
-        if f.site != site:
-            out.append(Comparison(f, Verdict.NOT_OBSERVED,
-                                  note=f"figure is for site {f.site!r}, these counts for {site!r}"))
-        elif f.zone != ANY and f.zone not in zones:
-            out.append(Comparison(f, Verdict.NOT_OBSERVED,
-                                  note=f"site {site!r} has no zone {f.zone!r}"))
-        elif f.quantity is Quantity.SNAPSHOT:
-            out.append(_snapshot(f, frames, metrics, zones, s, matrix))
-        else:
-            out.append(_weekly(f, weekly, zones))
+    for f, repeats in one_per_figure(figures):
+        compared = _compare_one(f, frames, weekly, metrics, site, zones, s, matrix)
+        out.append(replace(compared, repeats=repeats))
     return out
 
 
+def one_per_figure(figures: Sequence[ReportedFigure]
+                   ) -> list[tuple[ReportedFigure, tuple[ReportedFigure, ...]]]:
+    """The figures with repeats folded in: one entry per (dates, site, zone, class, count,
+    quantity), the first listed as the figure, the others as its repeats, in table order."""
+    groups: dict[tuple[object, ...], list[ReportedFigure]] = {}
+    for f in figures:
+        key = (f.start, f.end, f.site, f.zone, f.class_name, f.count, f.quantity)
+        groups.setdefault(key, []).append(f)
+    return [(g[0], tuple(g[1:])) for g in groups.values()]
+
+
+def _compare_one(
+    f: ReportedFigure,
+    frames: Sequence[FrameRow],
+    weekly: Sequence[WeeklyRow],
+    metrics: Mapping[str, ClassMetrics],
+    site: str,
+    zones: Sequence[str],
+    s: ComparisonSettings,
+    matrix: ErrorMatrix | None,
+) -> Comparison:
+    if f.site != site:
+        return Comparison(f, Verdict.NOT_OBSERVED,
+                          note=f"figure is for site {f.site!r}, these counts for {site!r}")
+    if f.zone != ANY and f.zone not in zones:
+        return Comparison(f, Verdict.NOT_OBSERVED, note=f"site {site!r} has no zone {f.zone!r}")
+    if f.quantity is Quantity.SNAPSHOT:
+        return _marked_distant(_snapshot(f, frames, metrics, zones, s, matrix), frames, s)
+    return _marked_distant(_weekly(f, weekly, zones), frames, s)
+
+
+def _marked_distant(c: Comparison, frames: Sequence[FrameRow], s: ComparisonSettings) -> Comparison:
+    """``c`` marked ``distant`` when no counted scene lies within ``s.distant_days`` of its dates."""
+    if c.verdict is not Verdict.NOT_OBSERVED or not frames:
+        return c
+    f = c.figure
+    start = datetime(f.start.year, f.start.month, f.start.day, tzinfo=UTC)
+    end = datetime(f.end.year, f.end.month, f.end.day, tzinfo=UTC) + timedelta(days=1)
+    nearest = min(0.0 if start <= r.acquired < end else
+                  min(abs((r.acquired - start).total_seconds()), abs((r.acquired - end).total_seconds()))
+                  for r in frames) / 86_400
+    if nearest <= s.distant_days:
+        return c
+    return replace(c, distant=True, days_apart=round(nearest, 2))
+
+
+def distant_summary(comparisons: Sequence[Comparison]) -> str:
+    """One line for the figures too far from every counted scene to compare ("" when none)."""
+    far = [c for c in comparisons if c.distant]
+    if not far:
+        return ""
+    days = [c.days_apart for c in far]
+    return (f"{len(far)} reported figures lie {min(days):.0f}–{max(days):.0f} days from every scene "
+            f"counted here and are not compared ({', '.join(sorted({c.figure.date_label for c in far}))}); "
+            "count scenes of those dates to test them.")
+
+
 def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
-    return pd.DataFrame.from_records([c.row() for c in comparisons], columns=list(COMPARISON_COLUMNS))
+    """One row per figure compared (distant figures left out: see :func:`distant_summary`)."""
+    return pd.DataFrame.from_records([c.row() for c in comparisons if not c.distant],
+                                     columns=list(COMPARISON_COLUMNS))
 
 
 def _selection(f: ReportedFigure, zones: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -44,6 +44,7 @@ from railwatch.report.comparison import (
     Verdict,
     compare,
     comparison_table,
+    distant_summary,
 )
 from railwatch.report.plot import snapshot_figure, weekly_figure
 from railwatch.report.qgis import detections_style, review_style
@@ -529,11 +530,14 @@ def _markdown(
         "## Comparison with reported figures\n",
         _md_table(comparison_table(tables.comparisons)[
             ["date", "zone", "class", "quantity", "qualifier", "reported", "measured_quantity",
-             "measured", "low", "high", "scene", "days_apart", "verdict", "source"]
+             "measured", "low", "high", "scene", "days_apart", "verdict", "quoted_as"]
         ].round(1)),
     ]
-    n_verdicts = {v: sum(c.verdict is v for c in tables.comparisons) for v in Verdict}
+    listed = [c for c in tables.comparisons if not c.distant]
+    n_verdicts = {v: sum(c.verdict is v for c in listed) for v in Verdict}
     parts.append(", ".join(f"{v.value}: {n}" for v, n in n_verdicts.items()) + "\n")
+    if distant := distant_summary(tables.comparisons):
+        parts.append(distant + "\n")
     for title, png in plots:
         parts.append(f"## {title}\n\n![{title}]({png})\n")
     if quicklooks or skipped:

@@ -6,8 +6,10 @@ Declared as data (``railwatch/data/reported_figures.csv``), not code. Columns:
 - ``site``: the site name (e.g. ``tumangang_khasan``); ``zone``: a zone of that site, or ``any``.
 - ``class``: a railwatch class, or ``any`` (any rail car: the classes are summed).
 - ``count``: the number reported.
-- ``qualifier``: ``at_least`` (a lower bound), ``approximately`` (± ``tolerance``, 10% unless the
-  optional ``tolerance`` column says otherwise), ``at_most`` or ``up_to`` (upper bounds).
+- ``qualifier``: ``at_least`` (a lower bound: N or more), ``approximately`` (± ``tolerance``, 10%
+  unless the optional ``tolerance`` column says otherwise), ``at_most`` (a ceiling: N or fewer),
+  ``up_to`` or ``as_many_as`` (an approximate upper value, as the press uses it: around N or
+  fewer, so N + 1 does not contradict it: 0 to N × (1 + ``tolerance``)).
 - ``quantity``: ``snapshot`` (cars present at one moment, in one image) or ``weekly`` (unique
   cars present during a week).
 - ``source`` and ``url``: who published it (``url`` may be empty where no stable link is known).
@@ -67,6 +69,7 @@ class Qualifier(enum.StrEnum):
     APPROXIMATELY = "approximately"
     AT_MOST = "at_most"
     UP_TO = "up_to"
+    AS_MANY_AS = "as_many_as"
 
 
 class Quantity(enum.StrEnum):
@@ -123,6 +126,8 @@ class ReportedFigure:
             return self.count * (1 - self.tolerance), self.count * (1 + self.tolerance)
         if self.qualifier is Qualifier.AT_LEAST:
             return self.count, math.inf
+        if self.qualifier in (Qualifier.UP_TO, Qualifier.AS_MANY_AS):  # an approximate upper value
+            return 0.0, self.count * (1 + self.tolerance)
         return 0.0, self.count
 
 
