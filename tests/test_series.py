@@ -206,3 +206,22 @@ def test_with_a_single_scene_the_upper_bound_is_unknown_not_zero():
 def test_iso_weeks():
     assert iso_week(datetime(2023, 10, 5, tzinfo=UTC)) == "2023-W40"
     assert iso_week(datetime(2021, 1, 1, tzinfo=UTC)) == "2020-W53"
+
+
+def test_the_per_class_table_leaves_an_unobserved_zone_empty_not_zero():
+    """Notebook 01's table: 2023-10-08's yard under cloud is unknown, not 0 covered cars."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from railwatch.count.frames import FrameRow, class_table, frames_table
+
+    seen, cloud = datetime(2023, 10, 5, 2, tzinfo=UTC), datetime(2023, 10, 8, 2, tzinfo=UTC)
+    rows = [FrameRow("a.tif", seen, "yard", c, 7.0 if c == "covered_car" else 0.0, 0.9) for c in CLASSES]
+    rows += [FrameRow("b.tif", cloud, "yard", c, float("nan"), 0.2) for c in CLASSES]
+    table = class_table(frames_table(rows))
+    assert table.loc[(pd.Timestamp(seen), "a.tif", "yard"), "covered_car"] == 7
+    assert table.loc[(pd.Timestamp(seen), "a.tif", "yard"), "tank_car"] == 0
+    unobserved = table.loc[(pd.Timestamp(cloud), "b.tif", "yard")]
+    assert unobserved.isna().all()  # empty, never 0
+    assert list(table.columns) == list(CLASSES)

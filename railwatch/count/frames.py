@@ -28,6 +28,7 @@ __all__ = [
     "CountInterval",
     "CountedScene",
     "FrameRow",
+    "class_table",
     "frame_rows",
     "frames_table",
     "missed_bound",
@@ -168,6 +169,16 @@ def frames_table(rows: Iterable[FrameRow]) -> pd.DataFrame:
         kind="stable",
     )
     return df.reset_index(drop=True)
+
+
+def class_table(frames: pd.DataFrame) -> pd.DataFrame:
+    """One row per scene × zone, one column per class: the counts of ``frames_table``, with a
+    zone a scene did not observe left empty (NaN) in every class, never 0 — no sum over zones
+    or classes turns "not seen" into "no cars"."""
+    if frames.empty:
+        return pd.DataFrame(columns=list(CLASSES))
+    table = frames.set_index(["acquired", "scene", "zone", "class"])["count"].unstack("class")
+    return table.reindex(columns=[c for c in CLASSES if c in table.columns])
 
 
 def true_count_interval(
