@@ -28,11 +28,11 @@ from pathlib import Path
 
 from common import REPO, load_counted_detector, machine, warm_up
 
+from railwatch.batch.cluster import ClusterSpec, ModelLoader, connect, run_batch_on_cluster
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.detect.detector import DetectorSettings
 from railwatch.detect.manifest import default_model_dir
 from railwatch.site import load_site
-from railwatch.batch.job import BatchSettings, run_batch
-from railwatch.batch.cluster import ClusterSpec, ModelLoader, connect, run_batch_on_cluster
 from railwatch.store.database import ModelRecord, Store
 
 #: The capacity question: a year of daily scenes of this many crossings, in a night of this many hours.
