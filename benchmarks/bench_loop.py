@@ -125,7 +125,7 @@ def main() -> None:
             row = {"cars": n, "cpu_minutes": round(cpu, 2),
                    "wall_minutes": round((time.monotonic() - wall) / 60, 2),
                    "epochs_run": manifest.training.get("epochs_run"),
-                   "conf_chosen": manifest.accuracy.get("conf_chosen"), **evaluate(manifest.folder, tests)}
+                   "conf_chosen": manifest.accuracy.document.get("conf_chosen"), **evaluate(manifest.folder, tests)}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,9 @@ from conftest import write_scene, write_site
 from fake_detector import FakeDetector
 from shapely.geometry import Point
 
+from railwatch.batch.job import BatchSettings, find_images, run_batch
 from railwatch.cli import main
 from railwatch.site import load_site
-from railwatch.batch.job import BatchSettings, find_images, run_batch
 from railwatch.store.database import ModelRecord, Store
 
 LON, LAT = 130.6081, 42.4214

@@ -12,7 +12,7 @@ from fake_detector import BlobBackend
 
 from railwatch.classes import CLASSES
 from railwatch.detect.detector import Detector, DetectorSettings
-from railwatch.detect.manifest import ModelManifest, sha256_file
+from railwatch.detect.manifest import Accuracy, ModelManifest, sha256_file
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -155,7 +155,7 @@ def test_naive_baseline_and_pipeline_find_the_same_cars(tmp_path):
     layout = ScalingLayout(400, 1.0, 260.0, 100.0)
     scene_path = write_scene(tmp_path / "scene.tif", layout)
     one_track, _ = write_sites(tmp_path, layout, "t")
-    manifest = ModelManifest(tmp_path, "blobs", CLASSES, 1.0, 64, {}, {}, {"conf": 0.3}, conf=0.3)
+    manifest = ModelManifest(tmp_path, "blobs", CLASSES, 1.0, 64, {}, {}, Accuracy(conf=0.3))
     blobs = BlobBackend(threshold=170, min_pixels=20, cut_confidence=0.9)
     detector = Detector(manifest, blobs, DetectorSettings(conf=0.3))
     cars = [np.asarray(c.exterior.coords)[:4] for ln in layout.tracks() for c in _cars(ln)]

@@ -10,11 +10,11 @@ from conftest import write_scene, write_site
 from fake_detector import FakeDetector
 from test_batch import LAT, LON
 
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.detect.observation import observe_scene
 from railwatch.errors import SceneError
 from railwatch.imagery.scene import open_scene
 from railwatch.site import load_site
-from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.store.database import ModelRecord, Store
 
 

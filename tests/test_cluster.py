@@ -11,10 +11,10 @@ from conftest import write_scene, write_site
 from fake_detector import FakeFactory
 from shapely.geometry import Point
 
+from railwatch.batch.cluster import ClusterSpec, run_batch_on_cluster
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.cli import main
 from railwatch.site import Site, load_site
-from railwatch.batch.job import BatchSettings, run_batch
-from railwatch.batch.cluster import ClusterSpec, run_batch_on_cluster
 from railwatch.store.database import ModelRecord, Store
 
 LON, LAT = 130.6081, 42.4214

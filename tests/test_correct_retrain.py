@@ -267,9 +267,10 @@ def test_the_readme_loop_runs_end_to_end_on_cars_of_unknown_kind(tmp_path):
     assert "NaN" not in text
     manifest = ModelManifest.load(run)
     assert manifest.finder_classes == 1 and manifest.namer_spec() is not None
-    assert "held-out chips of the analyst's labels" in manifest.accuracy["evaluated_on"]
-    assert manifest.accuracy["n_cars"] > 0 and "conf_chosen" in manifest.accuracy
-    assert "before this fine-tune" in manifest.accuracy["system"]["measured_with"]
+    assert "held-out chips of the analyst's labels" in manifest.accuracy.evaluated_on
+    assert manifest.accuracy.document["n_cars"] > 0 and "conf_chosen" in manifest.accuracy.document
+    assert manifest.accuracy.system is not None
+    assert "before this fine-tune" in str(manifest.accuracy.system["measured_with"])
     assert manifest.training["settings"]["lr0"] == 1e-3  # the analyst fine-tune's default
 
     recount = tmp_path / "recount"

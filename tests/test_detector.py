@@ -18,7 +18,7 @@ from shapely.geometry import LineString, box
 from railwatch.classes import CLASSES
 from railwatch.detect.chipplan import axis_starts, count_chips, plan_chips
 from railwatch.detect.detector import Detector, DetectorSettings
-from railwatch.detect.manifest import ModelManifest
+from railwatch.detect.manifest import Accuracy, ModelManifest
 from railwatch.detect.obb import corners_to_xywhr, merge_oriented, rotated_iou, rotated_nms, xywhr_to_corners
 from railwatch.imagery.tile import PixelWindow, Tile
 
@@ -28,7 +28,7 @@ CRS_UTM = CRS.from_epsg(32652)
 
 
 def _manifest(tmp_path: Path) -> ModelManifest:
-    return ModelManifest(tmp_path, "fake", CLASSES, GSD, CHIP, {}, {}, {"conf": 0.3}, conf=0.3)
+    return ModelManifest(tmp_path, "fake", CLASSES, GSD, CHIP, {}, {}, Accuracy(conf=0.3))
 
 
 def _draw(tile: Tile, cars_px: np.ndarray) -> Tile:

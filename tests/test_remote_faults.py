@@ -14,8 +14,8 @@ from fake_detector import FakeDetector
 from rangeserver import serve
 from test_stac import LAT, LON, QUIET, cars, collection, item, tif
 
-from railwatch.site import load_site
 from railwatch.batch.job import run_batch
+from railwatch.site import load_site
 from railwatch.store.database import ModelRecord, Store
 
 

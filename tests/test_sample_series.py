@@ -18,12 +18,12 @@ import shapely
 from fake_detector import ScenePass
 from pyproj import Transformer
 
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.classes import CLASSES
 from railwatch.detect.detections import Detections
 from railwatch.report.outputs import ReportSettings, load_inputs, write_report
 from railwatch.report.reported import load_reported
 from railwatch.site import load_site
-from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.store.database import ModelRecord, Store
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_tiles"

@@ -15,11 +15,11 @@ from fake_detector import FakeDetector
 from rangeserver import serve
 from shapely.geometry import Point
 
+from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.cli import main
 from railwatch.imagery.source import SceneSource
 from railwatch.imagery.stac import StacItemError, read_stac
 from railwatch.site import Site, load_site
-from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.store.database import ModelRecord, Store
 from railwatch.store.identity import scene_identity
 

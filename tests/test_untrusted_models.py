@@ -135,11 +135,10 @@ def test_a_model_file_that_does_not_parse_is_a_model_error(model_copy, tmp_path)
 
 def test_identity_follows_the_bytes_loaded_for_each_stage(tmp_path):
     from railwatch.classes import CLASSES
-    from railwatch.detect.manifest import NAMER_FILE
+    from railwatch.detect.manifest import NAMER_FILE, FileEntry, ModelFile
 
-    files = {"weights": {"path": "w.pt", "sha256": "a" * 64},
-             "onnx": {"path": "w.onnx", "sha256": "b" * 64},
-             NAMER_FILE: {"path": "n.onnx", "sha256": "c" * 64}}
+    files = {ModelFile.WEIGHTS: FileEntry("w.pt", "a" * 64), ModelFile.ONNX: FileEntry("w.onnx", "b" * 64),
+             NAMER_FILE: FileEntry("n.onnx", "c" * 64)}
     finder_only = ModelManifest(tmp_path, "m", CLASSES, 0.3, 320,
                                 {k: v for k, v in files.items() if k != NAMER_FILE})
     assert finder_only.identity({"onnx": "b" * 64}) == finder_only.sha256 == "a" * 64

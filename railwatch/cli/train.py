@@ -179,10 +179,10 @@ def train(
         extra_training={k: v for k, v in recipe.items() if k != "command"},
         trust_model=trust_model,
     )
-    accuracy = manifest.accuracy
-    any_class = accuracy.get("any_class", {})
+    any_class = manifest.accuracy.any_class
     click.echo(
-        f"model written to {manifest.folder} (conf {manifest.conf}, val F1 {any_class.get('f1')}); "
+        f"model written to {manifest.folder} (conf {manifest.conf}, F1 "
+        f"{None if any_class is None else any_class.f1} on {manifest.accuracy.evaluated_on}); "
         f"use it with --model {manifest.folder}"
     )
     if stage == "both":

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from railwatch.classes import CLASSES
 from railwatch.detect.crops import CropSpec
@@ -40,7 +39,11 @@ __all__ = [
     "MODEL_DIR_ENV",
     "NAMER_FILE",
     "NAMER_WEIGHTS",
+    "Accuracy",
     "ClassMetrics",
+    "ClassScores",
+    "FileEntry",
+    "JsonObject",
     "ModelFile",
     "ModelManifest",
     "default_model_dir",
@@ -80,28 +83,123 @@ class ClassMetrics:
             raise ValueError(f"precision and recall must be in [0, 1], got {self}")
 
 
+#: A JSON object as read from a manifest: the parts kept as written (a record, not parsed).
+JsonObject = Mapping[str, object]
+
+
+def _fraction(value: object, what: str) -> float | None:
+    """A score in [0, 1], or ``None`` (JSON null, or a NaN an older fine-tune wrote) for a
+    score that could not be measured."""
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]  # a TypeError or ValueError is a malformed manifest
+    if number != number:
+        return None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{what} {number} is not in [0, 1]")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class ClassScores:
+    """One class's scores on the data a model was measured on: ``None`` where nothing could be
+    measured (no car of the class in that data: ``n_true`` 0)."""
+
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    n_true: int
+    n_pred: int
+    count_error: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("precision", "recall", "f1"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1] or None, got {value}")
+        if self.n_true < 0 or self.n_pred < 0:
+            raise ValueError("n_true and n_pred must be non-negative")
+
+    @classmethod
+    def parse(cls, doc: JsonObject, what: str) -> ClassScores:
+        ce = doc.get("count_error")
+        return cls(_fraction(doc.get("precision"), f"{what} precision"),
+                   _fraction(doc.get("recall"), f"{what} recall"), _fraction(doc.get("f1"), f"{what} f1"),
+                   int(doc.get("n_true", 0) or 0), int(doc.get("n_pred", 0) or 0),  # type: ignore[call-overload]
+                   None if ce is None or ce != ce else float(ce))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    """The ``accuracy`` block: the finder's threshold and its scores where it was measured, and
+    the whole system's error matrix (``system``, parsed by :mod:`railwatch.count.errormatrix`).
+    ``document`` is the block as written (its other keys: the F1 curve, how the threshold was
+    chosen, scores at IoU 0.3)."""
+
+    conf: float = DEFAULT_CONF
+    evaluated_on: str = ""
+    per_class: Mapping[str, ClassScores] = field(default_factory=dict)
+    any_class: ClassScores | None = None
+    system: JsonObject | None = None
+    document: JsonObject = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.conf < 1.0:
+            raise ValueError(f"accuracy.conf {self.conf} is not in (0, 1)")
+        unknown = set(self.per_class) - set(CLASSES)
+        if unknown:
+            raise ValueError(f"accuracy.per_class names unknown classes {sorted(unknown)}")
+
+    @classmethod
+    def parse(cls, doc: JsonObject) -> Accuracy:
+        per_class = doc.get("per_class") or {}
+        any_class = doc.get("any_class")
+        system = doc.get("system")
+        if not isinstance(per_class, Mapping) or not (any_class is None or isinstance(any_class, Mapping)):
+            raise ValueError("accuracy.per_class and accuracy.any_class must be objects")
+        return cls(
+            conf=float(doc.get("conf", DEFAULT_CONF)),  # type: ignore[arg-type]
+            evaluated_on=str(doc.get("evaluated_on", "")),
+            per_class={str(c): ClassScores.parse(v, str(c)) for c, v in per_class.items()
+                       if isinstance(v, Mapping)},
+            any_class=None if any_class is None else ClassScores.parse(any_class, "any_class"),
+            system=system if isinstance(system, Mapping) else None,
+            document=dict(doc),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of a model folder: where it is (relative to the folder) and its sha256."""
+
+    path: str
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not self.path or Path(self.path).is_absolute() or ".." in Path(self.path).parts:
+            raise ValueError(f"file path {self.path!r} must be relative, inside the model folder")
+
+
 @dataclass(frozen=True, slots=True)
 class ModelManifest:
-    """A model folder's manifest; ``folder`` is where its files are."""
+    """A model folder's manifest, parsed once into frozen types; ``folder`` is where its files
+    are. ``training`` is the record of how the model was made (command, settings, versions),
+    kept as written."""
 
     folder: Path
     name: str
     classes: tuple[str, ...]
     gsd: float
     chip: int
-    files: dict[str, dict[str, str]]
-    training: dict[str, Any] = field(default_factory=dict)
-    accuracy: dict[str, Any] = field(default_factory=dict)
-    namer: dict[str, Any] = field(default_factory=dict)
-    #: The confidence threshold tuned on validation chips (``accuracy.conf``).
-    conf: float = DEFAULT_CONF
+    files: Mapping[ModelFile, FileEntry]
+    training: JsonObject = field(default_factory=dict)
+    accuracy: Accuracy = field(default_factory=Accuracy)
+    namer: JsonObject = field(default_factory=dict)
     #: How many classes the finder itself tells apart: 1 ("a rail car is here", the namer names
     #: the kind; manifest ``finder.classes: ["rail_car"]``) or the five classes.
     finder_classes: int = len(CLASSES)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.conf < 1.0:
-            raise ModelError(f"{self.folder}/manifest.json: accuracy.conf {self.conf} is not in (0, 1)")
         if self.classes != CLASSES:
             raise ModelError(
                 f"{self.folder}: model classes {list(self.classes)} differ from railwatch's "
@@ -113,25 +211,30 @@ class ModelManifest:
         if not (0.05 <= self.gsd <= 1.0) or self.chip < 32:
             raise ModelError(f"{self.folder}/manifest.json: implausible gsd {self.gsd} or chip {self.chip}")
 
+    @property
+    def conf(self) -> float:
+        """The confidence threshold chosen when the finder was measured (``accuracy.conf``)."""
+        return self.accuracy.conf
+
     @classmethod
     def load(cls, folder: str | Path) -> ModelManifest:
         folder = Path(folder)
         path = folder / "manifest.json"
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            accuracy = dict(doc.get("accuracy", {}))
             finder = doc.get("finder") or {}
+            files = {ModelFile(k): FileEntry(str(v["path"]), str(v.get("sha256", "")))
+                     for k, v in doc["files"].items()}
             return cls(
                 folder=folder,
                 name=str(doc["name"]),
                 classes=tuple(doc["classes"]),
                 gsd=float(doc["gsd"]),
                 chip=int(doc["chip"]),
-                files={k: dict(v) for k, v in doc["files"].items()},
+                files=files,
                 training=dict(doc.get("training", {})),
-                accuracy=accuracy,
+                accuracy=Accuracy.parse(dict(doc.get("accuracy", {}))),
                 namer=dict(doc.get("namer", {})),
-                conf=float(accuracy.get("conf", DEFAULT_CONF)),
                 finder_classes=len(finder.get("classes", CLASSES)),
             )
         except ModelError:
@@ -147,7 +250,7 @@ class ModelManifest:
         """Where the manifest says the ``kind`` file is (not checked; see :meth:`verified_path`)."""
         if kind not in self.files:
             raise ModelError(f"{self.folder}/manifest.json lists no {kind.value!r} file")
-        return self.folder / self.files[kind]["path"]
+        return self.folder / self.files[kind].path
 
     def verified_path(self, kind: ModelFile, trust: bool = False) -> Path:
         """The file's path after checking its sha256 against the manifest.
@@ -180,19 +283,20 @@ class ModelManifest:
         (kind → sha256): :attr:`sha256` when each is the file the manifest lists; a changed file
         (loaded with ``--trust-model``) puts the sha256 of its own bytes in its stage's place,
         so the store never files its counts under the genuine model."""
-        finder = self.files.get(ModelFile.WEIGHTS, self.files.get(ModelFile.ONNX, {})).get("sha256", "")
+        listed = self.files.get(ModelFile.WEIGHTS) or self.files.get(ModelFile.ONNX)
+        finder = listed.sha256 if listed is not None else ""
         for kind in (ModelFile.ONNX, ModelFile.WEIGHTS):
-            if kind in loaded and loaded[kind] != self.files.get(kind, {}).get("sha256"):
+            if kind in loaded and kind in self.files and loaded[kind] != self.files[kind].sha256:
                 finder = loaded[kind]
         if NAMER_FILE not in self.files:
             return finder
-        namer = self.files[NAMER_FILE].get("sha256", "")
+        namer = self.files[NAMER_FILE].sha256
         if NAMER_FILE in loaded and loaded[NAMER_FILE] != namer:
             namer = loaded[NAMER_FILE]
         return hashlib.sha256(f"{finder}:{namer}".encode()).hexdigest()
 
     def _check(self, kind: ModelFile, path: Path, actual: str, trust: bool) -> None:
-        expected = self.files[kind].get("sha256", "")
+        expected = self.files[kind].sha256
         if actual != expected and not trust:
             raise ModelIntegrityError(
                 f"{path}: sha256 {actual[:12]}… does not match the manifest ({expected[:12]}…); "
@@ -203,36 +307,36 @@ class ModelManifest:
     def class_metrics(self) -> dict[str, ClassMetrics]:
         """Measured precision/recall per class; classes not measured get (1.0, 1.0) — none
         measured means the intervals reflect sampling only, and the report says so."""
-        per_class = self.accuracy.get("per_class") or {}
+        def metrics(scores: ClassScores | None) -> ClassMetrics:
+            if scores is None:
+                return ClassMetrics(1.0, 1.0)
+            return ClassMetrics(1.0 if scores.precision is None else scores.precision,
+                                1.0 if scores.recall is None else scores.recall)
 
-        def measured(c: str, key: str) -> float:
-            value = (per_class.get(c) or {}).get(key)
-            return 1.0 if value is None or value != value else float(value)  # null or NaN: unmeasured
-
-        return {c: ClassMetrics(measured(c, "precision"), measured(c, "recall")) for c in CLASSES}
+        return {c: metrics(self.accuracy.per_class.get(c)) for c in CLASSES}
 
     def namer_spec(self) -> NamerSpec | None:
         """The namer's crop, labels and veto when the model has a namer (two-stage), else None."""
         if NAMER_FILE not in self.files:
             return None
         try:
-            crop = CropSpec(**{k: float(v) for k, v in self.namer["crop"].items()})
+            crop_doc = self.namer["crop"]
+            if not isinstance(crop_doc, Mapping):
+                raise TypeError("namer.crop must be an object")
+            crop = CropSpec(**{str(k): float(v) for k, v in crop_doc.items()})
             finder_conf = self.namer.get("finder_conf")
-            return NamerSpec(crop, tuple(self.namer.get("labels", NamerSpec(crop).labels)),
-                             float(self.namer.get("veto", 0.5)),
-                             None if finder_conf is None else float(finder_conf))
+            labels = self.namer.get("labels", NamerSpec(crop).labels)
+            return NamerSpec(crop, tuple(str(x) for x in labels),  # type: ignore[attr-defined]
+                             float(self.namer.get("veto", 0.5)),  # type: ignore[arg-type]
+                             None if finder_conf is None else float(finder_conf))  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"{self.folder}/manifest.json: malformed namer section ({exc!r})") from exc
 
     @property
     def sha256(self) -> str:
-        """The identity of the model: the sha256 of its weights file as listed; with a namer,
-        the sha256 of both stages' hashes (finder, then namer)."""
-        finder = self.files.get("weights", self.files.get("onnx", {})).get("sha256", "")
-        if NAMER_FILE not in self.files:
-            return finder
-        namer = self.files[NAMER_FILE].get("sha256", "")
-        return hashlib.sha256(f"{finder}:{namer}".encode()).hexdigest()
+        """The identity of the model as its manifest lists it: the sha256 of its weights file;
+        with a namer, the sha256 of both stages' hashes (finder, then namer)."""
+        return self.identity({})
 
 
 def sha256_file(path: Path) -> str:

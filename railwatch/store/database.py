@@ -168,8 +168,8 @@ class ModelRecord:
         manifest = getattr(detector, "manifest", None)
         if manifest is None:
             return cls.unmeasured(sha256)
-        system = manifest.accuracy.get("system", {}) if isinstance(manifest.accuracy, dict) else {}
-        matrix = system.get("error_matrix") if isinstance(system, dict) else None
+        system = manifest.accuracy.system or {}
+        matrix = system.get("error_matrix")
         try:
             parsed = ErrorMatrix.from_json(matrix) if isinstance(matrix, dict) else None
         except (KeyError, TypeError, ValueError) as exc:

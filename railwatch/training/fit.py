@@ -413,12 +413,13 @@ def _keep_namer(base: Path, out: Path, doc: dict[str, Any]) -> None:
         if kind in source.files:
             path = source.verified_path(kind, trust=True)  # copied, not loaded: checked on load
             shutil.copyfile(path, out / path.name)
-            doc["files"][kind.value] = dict(source.files[kind])
+            entry = source.files[kind]
+            doc["files"][kind.value] = {"path": entry.path, "sha256": entry.sha256}
     # The finder threshold the namer was tuned with belongs to the old finder: the new one's
     # threshold is the one chosen for it (accuracy.conf).
     doc["namer"] = {k: v for k, v in source.namer.items() if k != "finder_conf"}
-    system = source.accuracy.get("system")
-    if isinstance(system, dict):
+    system = source.accuracy.system
+    if system is not None:
         doc["accuracy"]["system"] = {
             **system,
             "measured_with": f"the finder of {source.name} before this fine-tune (the namer is the same; "

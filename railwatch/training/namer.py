@@ -524,7 +524,7 @@ def train_namer_stage(
     base_name = None
     if not recipe.scratch and NAMER_WEIGHTS in base.files:
         net = load_state(base.verified_path(NAMER_WEIGHTS, trust=trust_model))
-        base_name = f"{base.name} namer ({base.files[NAMER_WEIGHTS]['sha256'][:12]}…)"
+        base_name = f"{base.name} namer ({base.files[NAMER_WEIGHTS].sha256[:12]}…)"
         settings = replace(settings, lr=min(settings.lr, NAMER_FINE_TUNE_LR))
         log(f"fine-tuning the namer of {recipe.base} at lr {settings.lr}")
     net, record = train_namer(train_set, val_set, recipe.crop, settings, base=net, base_name=base_name,
