@@ -10,7 +10,7 @@ number of cars behind each cell (and each scene's own matrix, so that the correc
 disagree), goes into the model's manifest (``accuracy.system``) with
 ``--write``, where the count correction (:mod:`railwatch.count.errormatrix`) finds it.
 
-    python benchmarks/bench_error_matrix.py --model railwatch/models --scenes 10 --write
+    python benchmarks/bench_error_matrix.py --model models --scenes 10 --write
 """
 
 from __future__ import annotations

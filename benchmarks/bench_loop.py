@@ -12,7 +12,7 @@ the threshold chosen again on the held-out share of the analyst's chips). The ne
 scored on held-out scenes of the same kind (other seeds), any car at rotated IoU 0.5 and 0.3,
 at the threshold the fine-tune chose; N = 0 is the model as given.
 
-    python benchmarks/bench_loop.py --model railwatch/models --cars 0 15 30 50 100
+    python benchmarks/bench_loop.py --model models --cars 0 15 30 50 100
 """
 
 from __future__ import annotations

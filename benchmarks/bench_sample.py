@@ -7,7 +7,7 @@ zones holding at least 5 cars of the class, the 2023-10-05 Tumangang covered-car
 how many weekly truth values lie inside ``low``–``high``, and the mean width of the covered-car
 intervals.
 
-    python benchmarks/bench_sample.py --model railwatch/models
+    python benchmarks/bench_sample.py --model models
 """
 
 from __future__ import annotations

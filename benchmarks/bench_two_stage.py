@@ -6,7 +6,7 @@ finder, and for the two-stage model the namer on every found car) by both, inter
 times is the cost of the second stage. The finder alone runs at its own tuned threshold, as
 the one-stage model did.
 
-    python benchmarks/bench_two_stage.py --model railwatch/models --repeats 2
+    python benchmarks/bench_two_stage.py --model models --repeats 2
 """
 
 from __future__ import annotations

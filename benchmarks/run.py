@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     size.add_argument("--tiny", action="store_true", help="tiny inputs, to prove the scripts work (tests)")
     p.add_argument("--model", type=Path, default=default_model_dir(),
                    help="model folder with manifest.json (default: $RAILWATCH_MODEL_DIR, "
-                   "else the shipped railwatch/models/)")
+                   "else the shipped models/)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out",
                    help="where the JSON files, summary.md and scaling.png go (default: benchmarks/out/)")
     p.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), metavar="NAME",

@@ -2,7 +2,7 @@
 
 Chips from the chip renderer teach the namer cars; the site renderer draws them differently
 (its own sky light, trains in blocks, bridge and sidings), and a namer trained on chips alone
-names covered cars in scenes worse than in chips (see railwatch/models/README.md). This renders
+names covered cars in scenes worse than in chips (see models/README.md). This renders
 scenes of the benchmark yard with seeds that neither the error-matrix measurement (100–109) nor
 the accuracy benchmark (0–2, 10–11) uses, warps them onto the model's grid through the pipeline's
 own scene plan and reads, runs the finder alone over them, and cuts every box it returns into

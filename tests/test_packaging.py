@@ -25,7 +25,7 @@ def _strings(doc: object) -> list[str]:
 
 
 def test_the_shipped_manifest_holds_no_absolute_path():
-    doc = json.loads((ROOT / "railwatch" / "models" / "manifest.json").read_text())
+    doc = json.loads((ROOT / "models" / "manifest.json").read_text())
     absolute = [s for s in _strings(doc) if s.startswith(("/", "~")) or s[1:3] in (":\\", ":/")]
     assert not absolute
     assert doc["training"]["settings"]["datasets"] == ["data-sim"]
@@ -38,8 +38,8 @@ def test_the_wheel_ships_the_model_and_an_installed_copy_finds_it(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "railwatch", src / "railwatch",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("railwatch", "models"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
@@ -77,7 +77,15 @@ print(json.dumps({
     assert Path(found["package"]).resolve().parent == installed
     assert Path(found["folder"]).resolve() == installed / "models"
     assert Path(found["onnx"]).resolve().parent == installed / "models"
-    shipped = json.loads((ROOT / "railwatch" / "models" / "manifest.json").read_text())
+    shipped = json.loads((ROOT / "models" / "manifest.json").read_text())
     assert found["name"] == shipped["name"]
     if ModelFile.NAMER_ONNX.value in shipped["files"]:  # a two-stage model ships its namer too
         assert Path(found["namer"]).resolve().parent == installed / "models"
+
+
+def test_a_checkout_finds_the_model_at_the_top_level(monkeypatch):
+    from railwatch.detect.manifest import default_model_dir
+
+    monkeypatch.delenv("RAILWATCH_MODEL_DIR", raising=False)
+    assert default_model_dir() == ROOT / "models"
+    assert not (ROOT / "railwatch" / "models").exists()

@@ -61,7 +61,7 @@ def model_options(f: Callable[..., _R]) -> Callable[..., _R]:
     decorated = click.option(
         "--model", type=click.Path(path_type=Path), default=None,
         help="Model folder with manifest.json (default: $RAILWATCH_MODEL_DIR, "
-             "else the shipped railwatch/models/).")(decorated)
+             "else the shipped models/).")(decorated)
     return decorated
 
 

@@ -355,10 +355,14 @@ MODEL_DIR_ENV = "RAILWATCH_MODEL_DIR"
 def default_model_dir() -> Path:
     """The model folder used when ``--model`` is not given.
 
-    ``$RAILWATCH_MODEL_DIR`` when set; otherwise the model shipped inside the package
-    (``railwatch/models/``, package data, so a wheel install finds it too).
+    ``$RAILWATCH_MODEL_DIR`` when set; in a checkout of the repository, its top-level
+    ``models/``; in an installed wheel, the same files, mapped into the package at build time
+    (``railwatch/models/``, package data: ``[tool.setuptools.package-dir]`` in pyproject.toml).
     """
     override = os.environ.get(MODEL_DIR_ENV)
     if override:
         return Path(override).expanduser()
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "models" / "manifest.json").is_file():
+        return checkout / "models"
     return Path(str(resources.files("railwatch") / "models"))
