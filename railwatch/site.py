@@ -1,6 +1,6 @@
 """Sites: the area of interest, track centrelines and named counting zones of a crossing.
 
-A site is a GeoJSON FeatureCollection in EPSG:4326 (see DESIGN.md); each feature has
+A site is a GeoJSON FeatureCollection in EPSG:4326 (see docs/design.md); each feature has
 ``properties.role`` (``aoi``, ``track`` or ``zone``) and ``properties.name``. It is loaded
 into a frozen :class:`Site` that knows its local metric CRS (the UTM zone of the AOI's
 centroid) and gives the counting areas in that CRS.

@@ -1,4 +1,4 @@
-"""Every bad input is recorded, with the exit code the contract gives it (DESIGN.md):
+"""Every bad input is recorded, with the exit code the contract gives it (docs/design.md):
 0 when the batch ran, 1 when no scene could be used, 2 for a usage error."""
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ DEFAULT_MIN_COVERAGE = 0.5
 #: Two-sided 90% normal quantile used for every interval railwatch reports.
 Z_90 = 1.6448536269514722
 
-#: Columns of ``frames.csv`` (DESIGN.md), in order.
+#: Columns of ``frames.csv`` (docs/design.md), in order.
 FRAME_COLUMNS: tuple[str, ...] = ("scene", "acquired", "zone", "class", "count", "coverage")
 
 #: Recall below this is treated as this when correcting counts (avoids dividing by ~0).

@@ -94,7 +94,7 @@ __all__ = [
     "zone_class_series",
 ]
 
-#: Columns of ``weekly.csv`` (DESIGN.md), in order.
+#: Columns of ``weekly.csv`` (docs/design.md), in order.
 WEEKLY_COLUMNS: tuple[str, ...] = (
     "week", "week_start", "zone", "class", "n_scenes", "peak", "mean", "arrivals",
     "estimate", "low", "high", "coverage",

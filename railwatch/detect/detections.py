@@ -141,7 +141,7 @@ class Detections:
         return np.column_stack([lon, lat]).reshape(-1, 4, 2)
 
     def features(self, acquired: str | None) -> list[dict[str, object]]:
-        """GeoJSON features in DESIGN.md's detections format: EPSG:4326 polygons
+        """GeoJSON features in docs/design.md's detections format: EPSG:4326 polygons
         (counter-clockwise, RFC 7946) with ``scene, acquired, class, confidence, zone`` and
         ``class_confidence`` (the namer's probability of the class; null without a namer)."""
         lonlat = self.lonlat_corners()

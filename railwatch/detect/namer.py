@@ -1,6 +1,6 @@
 """The namer at run time: names each found car's kind from its canonical crop (ONNX Runtime).
 
-Stage 2 of recognition (DESIGN.md). The finder gives oriented boxes in a tile's pixels; each box
+Stage 2 of recognition (docs/design.md). The finder gives oriented boxes in a tile's pixels; each box
 is cut into its canonical frame (:func:`~railwatch.detect.crops.canonical_crops`) and the namer
 gives probabilities over the car classes and "not a car". The exported graph already averages
 the four symmetric views of the crop. Trained by :mod:`railwatch.training.namer`.

@@ -1,6 +1,6 @@
 """The namer: a small CNN that names the kind of one car from its canonical crop and its size.
 
-Stage 2 of recognition (DESIGN.md): the finder says "a rail car is here"; the namer looks at
+Stage 2 of recognition (docs/design.md): the finder says "a rail car is here"; the namer looks at
 that one car, cut along its own axis (:func:`~railwatch.detect.crops.canonical_crops`), and
 says which of the five kinds it is — or that it is not a car at all (a shadow band, a gap, the
 ballast beside a string). Its inputs are the crop and the box's length and width in metres: a
