@@ -23,6 +23,7 @@ __all__ = [
     "SceneError",
     "SceneReadError",
     "SceneUnreachableError",
+    "TrainingExtraError",
     "UnsupportedBandsError",
 ]
 
@@ -33,6 +34,10 @@ class RailwatchError(Exception):
     #: The command line's exit status when this error ends a command: 1, or 2 for a usage
     #: error (a file named on the command line that cannot be used as what it was given for).
     exit_code = 1
+
+
+class TrainingExtraError(RailwatchError, ImportError):
+    """A command needs the training extra (torch, ultralytics), which is not installed."""
 
 
 class BadSiteError(RailwatchError, ValueError):

@@ -1,4 +1,6 @@
-# Sourced by the other scripts: create .venv if missing and install railwatch into it.
+# Sourced by the other scripts: create .venv if missing and install railwatch into it, with the
+# training extra (torch, ultralytics) and the development tools. Counting alone needs neither:
+# `pip install railwatch` (see the README, "A light install for counting").
 # Re-installs only when pyproject.toml changed. Offline-safe: pip reads the configured mirror.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +15,7 @@ WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "railwatch: installing into $VENV (torch is ~6 GB; a few minutes the first time)" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" >&2
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,train]" >&2
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

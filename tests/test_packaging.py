@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from railwatch.detect.manifest import ModelFile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,3 +91,48 @@ def test_a_checkout_finds_the_model_at_the_top_level(monkeypatch):
     monkeypatch.delenv("RAILWATCH_MODEL_DIR", raising=False)
     assert default_model_dir() == ROOT / "models"
     assert not (ROOT / "railwatch" / "models").exists()
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_without_torch_or_ultralytics_counts_a_sample_scene(tmp_path):
+    """The light install: the wheel in a fresh virtual environment, its dependencies only (no
+    training extra), counts a sample scene with the shipped model on ONNX Runtime, and
+    `railwatch train` says which extra to install."""
+    import venv
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    for folder in ("railwatch", "models"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "--no-index", "-q", "-w", str(wheels), str(src)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = wheels.glob("railwatch-*.whl")
+    env_dir = tmp_path / "light"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)],
+                               capture_output=True, text=True, timeout=1800)
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    listed = subprocess.run([str(python), "-m", "pip", "list"], capture_output=True, text=True).stdout
+    assert "torch" not in listed and "ultralytics" not in listed
+    env = {k: v for k, v in os.environ.items() if k not in ("RAILWATCH_MODEL_DIR", "PYTHONPATH",
+                                                            "VIRTUAL_ENV")}
+    env["PATH"] = f"{env_dir / 'bin'}:{env.get('PATH', '')}"
+    scene = ROOT / "sample_tiles" / "tumangang_khasan_20231005T0215Z.tif"
+    out = tmp_path / "out"
+    ran = subprocess.run([str(env_dir / "bin" / "railwatch"), "count", str(scene), "--out", str(out),
+                          "--no-progress"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=900)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    features = json.loads((out / "detections.geojson").read_text())["features"]
+    assert len(features) > 20 and (out / "run.json").is_file()
+    train = subprocess.run([str(env_dir / "bin" / "railwatch"), "train", "--out", str(tmp_path / "t"),
+                            "--simulate", "2"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                           timeout=300)
+    assert train.returncode == 1 and "pip install 'railwatch[train]'" in train.stderr
+    assert "Traceback" not in train.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 import yaml
 
-from railwatch.errors import RailwatchError
+from railwatch.errors import RailwatchError, TrainingExtraError
 from railwatch.training.bases import BASES, BaseName
 
 #: The command and data recipe of a run, kept beside it so a resumed run's manifest names them.
@@ -102,6 +103,11 @@ def train(
     otherwise pass --trust-model.
     """
     from railwatch.training.datasets import is_analyst_dataset
+    missing = [m for m in ("torch", "ultralytics") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise TrainingExtraError(
+            f"{' and '.join(missing)} not installed: `railwatch train` needs railwatch's training "
+            "extra: pip install 'railwatch[train]' (bash scripts/test.sh installs it in .venv)")
     from railwatch.training.fit import (
         SETTINGS_FILE,
         TrainSettings,

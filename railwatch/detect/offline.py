@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from railwatch.errors import TrainingExtraError
+
 __all__ = ["cache_dir", "configure_torch_threads", "import_onnxruntime", "import_ultralytics"]
 
 _FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -46,7 +48,13 @@ def _prepare_config_dir() -> Path:
 
 def configure_torch_threads() -> int:
     """Use every core for torch's intra-op pool; returns the count."""
-    import torch
+    try:
+        import torch
+    except ImportError as exc:
+        raise TrainingExtraError(
+            "torch is not installed: training and the torch runtime need railwatch's training "
+            "extra (pip install 'railwatch[train]')"
+        ) from exc
 
     cores = _cores()
     torch.set_num_threads(cores)
@@ -62,7 +70,14 @@ def import_ultralytics() -> ModuleType:
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ.setdefault("YOLO_CONFIG_DIR", str(_prepare_config_dir()))
-    import ultralytics
+    try:
+        import ultralytics
+    except ImportError as exc:
+        raise TrainingExtraError(
+            f"{exc.name or 'ultralytics'} is not installed: training and the torch runtime need "
+            "railwatch's training extra (pip install 'railwatch[train]'); counting runs without it "
+            "on ONNX Runtime (the default --runtime onnx)"
+        ) from exc
     from ultralytics.utils import SETTINGS, torch_utils
 
     # ultralytics' select_device() resets torch to NUM_THREADS = cores - 1 (one thread on a
