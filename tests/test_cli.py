@@ -67,7 +67,7 @@ def test_train_resume_keeps_the_command_that_started_the_run(tmp_path, monkeypat
         return ModelManifest(folder=tmp_path / "m", name="railcar-obb", classes=CLASSES, gsd=0.3,
                              chip=320, files={})
 
-    monkeypatch.setattr(fit_module, "train_model", fake_train_model)
+    monkeypatch.setattr("railwatch.training.run.train_model", fake_train_model)
     data = tmp_path / "data"
     data.mkdir()
     (data / "data.yaml").write_text("train: images/train\nval: images/val\ngsd: 0.3\n")

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
-import yaml
 
-from railwatch.errors import RailwatchError, TrainingExtraError
-from railwatch.training.bases import BASES, BaseName
-
-#: The command and data recipe of a run, kept beside it so a resumed run's manifest names them.
-RECIPE_FILE = "train_command.json"
+from railwatch.errors import TrainingExtraError
+from railwatch.training.bases import BaseName
+from railwatch.training.run import Stage
 
 
 @click.command("train")
-@click.option("--stage", type=click.Choice(["finder", "namer", "both"]), default="finder", show_default=True,
+@click.option("--stage", type=click.Choice([s.value for s in Stage]), default=Stage.FINDER.value,
+              show_default=True,
               help="finder: the oriented-box detector; namer: the car classifier on canonical crops, "
                    "added to the finder of --from; both: the finder, then a namer on it.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
@@ -50,7 +48,8 @@ RECIPE_FILE = "train_command.json"
 @click.option("--hours", type=float, default=None,
               help="Stop after this many hours; the epochs and learning-rate schedule fit in it "
                    "(default: 10 minutes for a fine-tune on an analyst's labels, else no limit).")
-@click.option("--imgsz", type=int, default=320, show_default=True, help="Chip side in pixels.")
+@click.option("--chip", "--imgsz", "imgsz", type=click.IntRange(min=32), default=320, show_default=True,
+              help="Chip side in pixels (as `railwatch dataset --chip`).")
 @click.option("--gsd", type=float, default=0.3, show_default=True,
               help="Ground sample distance (m) the chips are rendered and the model works at.")
 @click.option("--batch", type=int, default=16, show_default=True)
@@ -68,31 +67,7 @@ RECIPE_FILE = "train_command.json"
               help="Load model files whose sha256 does not match their manifest, and a --from "
                    "model or checkpoint to resume that nothing vouches for (a .pt file is a "
                    "pickle: loading it runs code).")
-def train(
-    out: Path,
-    datasets: tuple[Path, ...],
-    n_simulated: int,
-    base_model: Path | None,
-    arch: str,
-    epochs: int | None,
-    hours: float | None,
-    imgsz: int,
-    gsd: float,
-    batch: int,
-    seed: int,
-    lr0: float | None,
-    warmup_epochs: float | None,
-    workers: int,
-    device: str | None,
-    background: bool,
-    resume: bool,
-    stage: str,
-    pretrained: str | None,
-    freeze: int | None,
-    scratch: bool,
-    namer_epochs: int,
-    trust_model: bool,
-) -> None:
+def train(background: bool, **options: Any) -> None:
     """Train the finder (an oriented-box detector), the namer (a car classifier), or both, and
     write a model folder with its manifest.
 
@@ -102,161 +77,37 @@ def train(
     checkpoint to resume only if it is the one the run recorded (or loads as weights only);
     otherwise pass --trust-model.
     """
-    from railwatch.training.datasets import is_analyst_dataset
+    out: Path = options["out"]
+    if background:
+        _in_background(out)
+        return
     missing = [m for m in ("torch", "ultralytics") if importlib.util.find_spec(m) is None]
     if missing:
         raise TrainingExtraError(
             f"{' and '.join(missing)} not installed: `railwatch train` needs railwatch's training "
             "extra: pip install 'railwatch[train]' (bash scripts/test.sh installs it in .venv)")
-    from railwatch.training.fit import (
-        SETTINGS_FILE,
-        TrainSettings,
-        default_schedule,
-        train_model,
-    )
+    from railwatch.training.run import TrainRequest, run_training
 
-    if background:
-        out.mkdir(parents=True, exist_ok=True)
-        args = [a for a in sys.argv[1:] if a != "--background"]
-        log = (out / "train.log").open("ab")
-        env = dict(os.environ)  # the run makes its own scratch; ours is removed when we return
-        if Path(env.get("MPLCONFIGDIR", "/")).name.startswith("railwatch-mpl-"):
-            del env["MPLCONFIGDIR"]
-        proc = subprocess.Popen(  # our own CLI, same interpreter
-            [sys.executable, "-m", "railwatch.cli", *args], env=env,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        click.echo(f"training in the background (pid {proc.pid}); follow: tail -f {out / 'train.log'}")
-        click.echo(f"if it stops, continue with: railwatch train --out {out} --resume")
-        return
-
-    command = shlex.join(["railwatch", *sys.argv[1:]])
-    if stage == "namer":
-        _train_namer(out, base_model, n_simulated, datasets, seed, scratch, namer_epochs, hours, device,
-                     trust_model, command)
-        return
-    recipe_file = out / RECIPE_FILE
-    if resume:
-        if not (out / SETTINGS_FILE).is_file():
-            raise RailwatchError(f"{out}: no {SETTINGS_FILE}; this is not a training run to resume")
-        # The manifest records the command that started the run, not the resume.
-        recipe = (json.loads(recipe_file.read_text()) if recipe_file.is_file()
-                  else {"command": command, "simulated_chips": n_simulated})
-        recipe["resumed_with"] = command
-        settings = TrainSettings.load(out)
-    else:
-        all_data = [str(Path(d).resolve()) for d in datasets]
-        if n_simulated > 0:
-            from railwatch.simulate.chips import export_yolo_obb
-
-            sim = out / "data-sim"
-            click.echo(f"rendering {n_simulated} simulated chips into {sim} ...")
-            export_yolo_obb(sim, n_simulated, gsd=gsd, chip=imgsz, seed=seed,
-                            workers=max(1, (os.cpu_count() or 1)))
-            all_data.append(str(sim.resolve()))
-        if not all_data:
-            raise click.UsageError("give --data and/or --simulate N")
-        for d in all_data:
-            chips_gsd = _dataset_gsd(Path(d))
-            if chips_gsd is not None and abs(chips_gsd - gsd) > 1e-6:
-                raise RailwatchError(f"{d}: chips are at {chips_gsd} m but --gsd is {gsd} m")
-        if pretrained and base_model:
-            raise click.UsageError("give --base or --from, not both")
-        one_class, why = _one_class(pretrained, base_model, [Path(d) for d in all_data])
-        if one_class:
-            click.echo(f"training a one-class finder ({why}); the namer names each car's kind", err=True)
-        schedule = default_schedule(fine_tune=base_model is not None,
-                                    analyst=any(is_analyst_dataset(Path(d)) for d in all_data))
-        settings = TrainSettings(
-            datasets=tuple(all_data), out=str(out.resolve()),
-            base=pretrained or (str(base_model.resolve()) if base_model else arch),
-            epochs=epochs or schedule.epochs, imgsz=imgsz, gsd=gsd, batch=batch, seed=seed,
-            workers=workers, device=device, hours=hours if hours is not None else schedule.hours,
-            lr0=lr0 if lr0 is not None else schedule.lr0, warmup_epochs=warmup_epochs, single_cls=one_class,
-            freeze=freeze if freeze is not None else (BASES[BaseName(pretrained)].backbone_layers
-                                                      if pretrained else 0),
-        )
-        recipe = {"command": command, "simulated_chips": n_simulated}
-        out.mkdir(parents=True, exist_ok=True)
-        recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
-    manifest = train_model(
-        settings, resume=resume, progress=lambda m: click.echo(m, err=True),
-        command=str(recipe["command"]),
-        extra_training={k: v for k, v in recipe.items() if k != "command"},
-        trust_model=trust_model,
-    )
-    any_class = manifest.accuracy.any_class
-    click.echo(
-        f"model written to {manifest.folder} (conf {manifest.conf}, F1 "
-        f"{None if any_class is None else any_class.f1} on {manifest.accuracy.evaluated_on}); "
-        f"use it with --model {manifest.folder}"
-    )
-    if stage == "both":
-        _train_namer(out, out, n_simulated, datasets, seed, scratch, namer_epochs, hours, device,
-                     trust_model, command)
-
-
-def _train_namer(
-    out: Path,
-    base_model: Path | None,
-    n_simulated: int,
-    datasets: tuple[Path, ...],
-    seed: int,
-    scratch: bool,
-    epochs: int,
-    hours: float | None,
-    device: str | None,
-    trust_model: bool,
-    command: str,
-) -> None:
-    from railwatch.detect.manifest import default_model_dir
-    from railwatch.training.namer import NamerRecipe, NamerSettings, train_namer_stage
-
-    if n_simulated <= 0 and not datasets:
-        raise click.UsageError("give --data and/or --simulate N for the namer")
-    recipe = NamerRecipe(
-        base=str(base_model or default_model_dir()), out=str(out), simulated_chips=max(n_simulated, 0),
-        datasets=tuple(str(d) for d in datasets), seed=seed, scratch=scratch,
-    )
-    settings = NamerSettings(epochs=epochs, seed=seed, device=device or "cpu", hours=hours)
-    folder = train_namer_stage(recipe, settings, command=command, trust_model=trust_model,
-                               workers=max(1, os.cpu_count() or 1), log=lambda m: click.echo(m, err=True))
-    click.echo(f"two-stage model written to {folder}; use it with --model {folder}")
-
-
-def _one_class(pretrained: str | None, base_model: Path | None, datasets: list[Path]) -> tuple[bool, str]:
-    """Whether the finder is trained as one class, and why: a pretrained base, a --from
-    finder that is one class, or labels of cars whose kind nobody gave."""
-    if pretrained:
-        return True, f"base {pretrained}"
-    if base_model is not None and (base_model / "manifest.json").is_file():
-        from railwatch.detect.manifest import ModelManifest
-
-        if ModelManifest.load(base_model).finder_classes == 1:
-            return True, f"the finder of {base_model} is one class"
-    for d in datasets:
-        yml = d / "data.yaml" if d.is_dir() else d
-        doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
-        unknown = doc.get("unknown_kind", {}) if isinstance(doc, dict) else {}
-        if isinstance(unknown, dict) and int(unknown.get("cars", 0) or 0) > 0:
-            return True, f"{yml} has {unknown['cars']} cars of unknown kind"
-    return False, ""
-
-
-def _dataset_gsd(folder: Path) -> float | None:
-    """The ``gsd`` of a dataset's ``data.yaml`` (a folder, or the yaml itself), if it gives one;
-    a usage error if it is not a dataset."""
-    yml = folder / "data.yaml" if folder.is_dir() else folder
-    hint = "make a dataset with `railwatch dataset simulate` or `railwatch dataset from-labels`"
-    if not yml.is_file():
-        raise click.BadParameter(f"{folder}: no data.yaml; {hint}", param_hint="--data")
     try:
-        doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise click.BadParameter(f"{yml}: not a readable dataset yaml ({exc}); {hint}",
-                                 param_hint="--data") from exc
-    gsd = doc.get("gsd") if isinstance(doc, dict) else "not a mapping"
-    if gsd is not None and not isinstance(gsd, int | float):
-        raise click.BadParameter(f"{yml}: not a dataset yaml (a mapping with train, val, names "
-                                 f"and a numeric gsd); {hint}", param_hint="--data")
-    return None if gsd is None else float(gsd)
+        request = TrainRequest(**{**options, "stage": Stage(options["stage"]),
+                                  "command": shlex.join(["railwatch", *sys.argv[1:]])})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    folder = run_training(request, log=lambda m: click.echo(m, err=True))
+    click.echo(f"model written to {folder}; use it with --model {folder}")
+
+
+def _in_background(out: Path) -> None:
+    """This command again, detached, its output in ``OUT/train.log``."""
+    out.mkdir(parents=True, exist_ok=True)
+    args = [a for a in sys.argv[1:] if a != "--background"]
+    log = (out / "train.log").open("ab")
+    env = dict(os.environ)  # the run makes its own scratch; ours is removed when we return
+    if Path(env.get("MPLCONFIGDIR", "/")).name.startswith("railwatch-mpl-"):
+        del env["MPLCONFIGDIR"]
+    proc = subprocess.Popen(  # our own CLI, same interpreter
+        [sys.executable, "-m", "railwatch.cli", *args], env=env,
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    click.echo(f"training in the background (pid {proc.pid}); follow: tail -f {out / 'train.log'}")
+    click.echo(f"if it stops, continue with: railwatch train --out {out} --resume")
