@@ -8,7 +8,7 @@ import pytest
 from conftest import CAR_LENGTH_M, CAR_WIDTH_M
 
 from railwatch.errors import RailwatchError
-from railwatch.training.labels import chip_labels, export_from_labels, read_labels
+from railwatch.training.labels import ChipSettings, chip_labels, export_from_labels, read_labels
 
 
 def _car_feature(lon: float, lat: float, cls: str = "covered_car") -> dict:
@@ -27,7 +27,7 @@ def test_labelled_geotiffs_become_chips_with_car_sized_obb_labels(make_scene, tm
     labels.write_text(json.dumps({"type": "FeatureCollection",
                                   "features": [_car_feature(s.lon, s.lat) for s in scenes]}))
     out = tmp_path / "ds"
-    yml = export_from_labels([s.path for s in scenes], labels, out, gsd=0.3, chip=320, val_fraction=0.34)
+    yml = export_from_labels([s.path for s in scenes], labels, out, ChipSettings(val_fraction=0.34))
     assert yml.is_file()
     label_files = sorted(out.glob("labels/*/*.txt"))
     lines = [ln for f in label_files for ln in f.read_text().splitlines() if ln.strip()]

@@ -72,10 +72,10 @@ def from_labels(images: tuple[Path, ...], labels: Path, out: Path, gsd: float, c
     import yaml
 
     from railwatch.detect.manifest import default_model_dir
-    from railwatch.training.labels import export_from_labels
+    from railwatch.training.labels import ChipSettings, export_from_labels
 
-    yml = export_from_labels(list(images), labels, out, gsd=gsd, chip=chip, seed=seed, store=store,
-                             log=lambda m: click.echo(m, err=True))
+    yml = export_from_labels(list(images), labels, out, ChipSettings(gsd=gsd, chip=chip, seed=seed),
+                             store=store, log=lambda m: click.echo(m, err=True))
     doc = yaml.safe_load(yml.read_text(encoding="utf-8"))
     chips, unknown = doc["chips"], doc["unknown_kind"]
     click.echo(f"wrote {chips['train']} training and {chips['val']} validation chips: {yml}")

@@ -33,7 +33,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,7 @@ from railwatch.site import site_for_footprint
 __all__ = [
     "UNKNOWN_KIND",
     "UNKNOWN_NAMES",
+    "ChipSettings",
     "LabelledCar",
     "chip_labels",
     "export_from_labels",
@@ -243,14 +244,34 @@ def reviewed_image(cars: Sequence[LabelledCar], counted: np.ndarray | None, to_l
     return ReviewedImage(corners, klass, deleted, area.intersection(footprint))
 
 
+@dataclass(frozen=True, slots=True)
+class ChipSettings:
+    """How an analyst's images are cut: the model's ``gsd`` and ``chip`` side, the share of
+    images held out when there are several, and the seed of that choice."""
+
+    gsd: float = 0.3
+    chip: int = 320
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.gsd <= 2.0 or self.chip < 32 or not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError("gsd in [0.05, 2] m, chip of at least 32 px, val_fraction in [0, 1)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Chip:
+    split: str
+    stem: str
+    rgb: np.ndarray
+    lines: list[str]
+
+
 def export_from_labels(
     images: Sequence[Path],
     labels: Path,
     out: Path,
-    gsd: float = 0.3,
-    chip: int = 320,
-    val_fraction: float = 0.2,
-    seed: int = 0,
+    settings: ChipSettings | None = None,
     store: Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Path:
@@ -260,102 +281,58 @@ def export_from_labels(
     (the SQLite store of the count that made the boxes) is given, each box counted on that
     image that no label overlaps any more (a deletion: a false box the finder must unlearn).
     Pixels farther than ``REVIEW_MARGIN_M`` from all of them are greyed out. Every image is
-    warped onto a local UTM grid at ``gsd`` (resampled from its own resolution, as counting
-    does). With several images, whole images go to validation; with one, every fifth chip
-    does. Cars of unknown kind are written with class :data:`UNKNOWN_KIND`; ``data.yaml`` says
-    how many (key ``unknown_kind``), how many deleted boxes were found (``deleted``) and how
-    many labelled cars named an image that was not given (``not_given``).
+    warped onto a local UTM grid at the settings' ``gsd`` (resampled from its own resolution,
+    as counting does). With several images, whole images go to validation; with one, every
+    fifth chip with cars does. Cars of unknown kind are written with class
+    :data:`UNKNOWN_KIND`; ``data.yaml`` says how many (key ``unknown_kind``), how many deleted
+    boxes were found (``deleted``) and how many labelled cars named an image that was not given
+    (``not_given``). Nothing is written unless the whole set can be.
     """
-    import cv2
-
+    s = settings or ChipSettings()
+    say = log or (lambda m: None)
     skipped: list[str] = []
     cars = read_labels(labels, skipped)
     for line in skipped:
-        (log or (lambda m: None))(line)
+        say(line)
     if not cars:
         raise RailwatchError(f"{labels}: no labelled cars" + (f" ({len(skipped)} features skipped)"
                                                               if skipped else ""))
-    rng = np.random.default_rng(seed)
-    n_val_images = max(1, round(len(images) * val_fraction)) if len(images) > 1 else 0
+    rng = np.random.default_rng(s.seed)
+    n_val_images = max(1, round(len(images) * s.val_fraction)) if len(images) > 1 else 0
     val_images = set(rng.permutation(len(images))[:n_val_images].tolist())
     given = {Path(p).name for p in images}
-    written = {"train": 0, "val": 0}
-    used_cars = 0
-    unknown = {"cars": 0, "chips": 0}
-    n_deleted = 0
-    staged: list[tuple[str, str, np.ndarray, list[str]]] = []
+    staged: list[_Chip] = []
+    totals = {"cars": 0, "unknown": 0, "unknown_chips": 0, "deleted": 0}
     for i, image in enumerate(images):
-        image = Path(image)
-        if log is not None:
-            log(f"image {i + 1}/{len(images)}: {image.name} ({len(staged)} chips so far)")
-        site = site_for_footprint(image.stem, footprint_lonlat(image))
-        scene = open_scene(image, site.crs, site.aoi_local)
-        grid = SiteGrid.covering(scene.footprint, site.crs, gsd)
-        counted = _counted_boxes(store, image.name, site.crs) if store is not None else None
-        mine = [cars[j] for j in _for_image(cars, image.name, given)]
-        review = reviewed_image(mine, counted, site.to_local, scene.footprint)
-        used_cars += len(review.corners)
-        n_deleted += len(review.deleted)
-        unknown["cars"] += int((review.class_id == UNKNOWN_KIND).sum())
-        if review.area.is_empty:
-            continue
-        overlap = min(chip - 1, math.ceil(CAR_OVERLAP_M / gsd))
-        windows = [
-            GridWindow(PixelWindow(r, c, min(chip, grid.rows - r), min(chip, grid.cols - c)),
-                       PixelWindow(0, 0, min(chip, grid.rows - r), min(chip, grid.cols - c)))
-            for r in axis_starts(grid.rows, chip, overlap)
-            for c in axis_starts(grid.cols, chip, overlap)
-        ]
-        shapely.prepare(review.area)
-        for n, tile in enumerate(read_tiles(scene, grid, windows)):
-            if not review.area.intersects(shapely.box(*tile.bounds)):
-                continue
-            looked = tile.mask(review.area, all_touched=False) & tile.valid
-            if looked.mean() < 0.02:
-                continue
-            px = tile.map_to_pixels(review.corners) if len(review.corners) else review.corners
-            lines = chip_labels(px, review.class_id, chip)
-            unknown["chips"] += any(line.split()[0] == str(UNKNOWN_KIND) for line in lines)
-            rgb = np.full((chip, chip, 3), 114, np.uint8)
-            rows, cols = tile.shape
-            pixels = tile.array.transpose(1, 2, 0).copy()
-            pixels[~looked] = 114  # what nobody looked at is not shown
-            rgb[:rows, :cols] = pixels
-            staged.append(("val" if i in val_images else "train", f"{image.stem}_{n:05d}", rgb, lines))
-    if used_cars == 0:
+        say(f"image {i + 1}/{len(images)}: {Path(image).name} ({len(staged)} chips so far)")
+        chips = _image_chips(Path(image), [cars[j] for j in _for_image(cars, Path(image).name, given)],
+                             s, store, "val" if i in val_images else "train", totals)
+        staged.extend(chips)
+    if totals["cars"] == 0:
         raise RailwatchError(
             f"{labels}: none of the labelled cars lies on the images; are they in EPSG:4326, and "
             "does their `scene` property name one of the images?"
         )
-    if len(images) == 1:  # one image: every fifth chip with cars is held out, at least one
-        with_cars = [k for k, (_, _, _, lines) in enumerate(staged) if lines]
-        held = set(with_cars[4::5] or with_cars[-1:]) if len(with_cars) > 1 else set()
-        staged = [("val" if k in held else split, stem, rgb, lines)
-                  for k, (split, stem, rgb, lines) in enumerate(staged)]
-    for split, *_ in staged:
-        written[split] += 1
+    if len(images) == 1:
+        staged = _hold_out_every_fifth(staged)
+    written = {split: sum(c.split == split for c in staged) for split in ("train", "val")}
     if written["val"] == 0:
         raise RailwatchError("no validation chips were written; label more imagery")
-    for split in ("train", "val"):  # written only now: a refused file leaves nothing behind
-        (out / "images" / split).mkdir(parents=True, exist_ok=True)
-        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-    for split, stem, rgb, lines in staged:
-        cv2.imwrite(str(out / "images" / split / f"{stem}.png"), rgb[:, :, ::-1])
-        (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    _write_chips(out, staged)
     doc = {
         "path": str(out.resolve()),
         "train": "images/train",
         "val": "images/val",
         "names": dict(enumerate(CLASS_NAMES)),
-        "gsd": gsd,
+        "gsd": s.gsd,
         "source": {"images": [str(p) for p in images], "labels": str(labels),
                    "store": None if store is None else str(store)},
         "analyst": True,
-        "chips": dict(written),
-        "cars": used_cars,
-        "deleted": n_deleted,
+        "chips": written,
+        "cars": totals["cars"],
+        "deleted": totals["deleted"],
         "unknown_kind": {
-            "class": UNKNOWN_KIND, **unknown,
+            "class": UNKNOWN_KIND, "cars": totals["unknown"], "chips": totals["unknown_chips"],
             "note": "cars of unknown kind (class missing or rail_car) train a one-class finder "
                     "(ultralytics single_cls) only; a five-class training drops these chips and the "
                     "namer leaves these cars out",
@@ -365,6 +342,67 @@ def export_from_labels(
     }
     (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return out / "data.yaml"
+
+
+def _image_chips(image: Path, cars: list[LabelledCar], s: ChipSettings, store: Path | None, split: str,
+                 totals: dict[str, int]) -> list[_Chip]:
+    """The chips of one image around what the analyst looked at (``totals`` counts what was seen)."""
+    site = site_for_footprint(image.stem, footprint_lonlat(image))
+    scene = open_scene(image, site.crs, site.aoi_local)
+    grid = SiteGrid.covering(scene.footprint, site.crs, s.gsd)
+    counted = _counted_boxes(store, image.name, site.crs) if store is not None else None
+    review = reviewed_image(cars, counted, site.to_local, scene.footprint)
+    totals["cars"] += len(review.corners)
+    totals["deleted"] += len(review.deleted)
+    totals["unknown"] += int((review.class_id == UNKNOWN_KIND).sum())
+    if review.area.is_empty:
+        return []
+    chip = s.chip
+    overlap = min(chip - 1, math.ceil(CAR_OVERLAP_M / s.gsd))
+    windows = [
+        GridWindow(PixelWindow(r, c, min(chip, grid.rows - r), min(chip, grid.cols - c)),
+                   PixelWindow(0, 0, min(chip, grid.rows - r), min(chip, grid.cols - c)))
+        for r in axis_starts(grid.rows, chip, overlap)
+        for c in axis_starts(grid.cols, chip, overlap)
+    ]
+    shapely.prepare(review.area)
+    chips = []
+    for n, tile in enumerate(read_tiles(scene, grid, windows)):
+        if not review.area.intersects(shapely.box(*tile.bounds)):
+            continue
+        looked = tile.mask(review.area, all_touched=False) & tile.valid
+        if looked.mean() < 0.02:
+            continue
+        px = tile.map_to_pixels(review.corners) if len(review.corners) else review.corners
+        lines = chip_labels(px, review.class_id, chip)
+        totals["unknown_chips"] += any(line.split()[0] == str(UNKNOWN_KIND) for line in lines)
+        rgb = np.full((chip, chip, 3), 114, np.uint8)
+        rows, cols = tile.shape
+        pixels = tile.array.transpose(1, 2, 0).copy()
+        pixels[~looked] = 114  # what nobody looked at is not shown
+        rgb[:rows, :cols] = pixels
+        chips.append(_Chip(split, f"{image.stem}_{n:05d}", rgb, lines))
+    return chips
+
+
+def _hold_out_every_fifth(staged: list[_Chip]) -> list[_Chip]:
+    """One image: every fifth chip with cars is held out (the last when there are fewer)."""
+    with_cars = [k for k, c in enumerate(staged) if c.lines]
+    held = set(with_cars[4::5] or with_cars[-1:]) if len(with_cars) > 1 else set()
+    return [replace(c, split="val") if k in held else c for k, c in enumerate(staged)]
+
+
+def _write_chips(out: Path, staged: Sequence[_Chip]) -> None:
+    """The chips as PNG and YOLO-OBB label files (written only once all of them are known)."""
+    import cv2
+
+    for split in ("train", "val"):
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    for c in staged:
+        cv2.imwrite(str(out / "images" / c.split / f"{c.stem}.png"), c.rgb[:, :, ::-1])
+        (out / "labels" / c.split / f"{c.stem}.txt").write_text(
+            "\n".join(c.lines) + ("\n" if c.lines else ""))
 
 
 def _counted_boxes(store: Path, name: str, crs: CRS) -> np.ndarray | None:

@@ -20,7 +20,7 @@ from railwatch.detect.observation import observe_file
 from railwatch.simulate.yardscene import RenderedYard
 from railwatch.training.evaluate import Evaluation, evaluate_scene, merge_evaluations
 from railwatch.training.fit import TrainSettings, default_schedule, train_model
-from railwatch.training.labels import export_from_labels
+from railwatch.training.labels import ChipSettings, export_from_labels
 
 __all__ = ["LoopScore", "LoopTurn", "corrected_cars", "retrain_on_corrections", "score_on_scenes"]
 
@@ -100,7 +100,8 @@ def retrain_on_corrections(
     work.mkdir(parents=True, exist_ok=True)
     labels.write_text(json.dumps({"type": "FeatureCollection", "features": list(corrections)}))
     dataset = work / "dataset"
-    export_from_labels(list(images), labels, dataset, val_fraction=0.5 if len(images) > 1 else 0.2)
+    export_from_labels(list(images), labels, dataset,
+                       ChipSettings(val_fraction=0.5 if len(images) > 1 else 0.2))
     schedule = default_schedule(fine_tune=True, analyst=True)
     settings = TrainSettings(datasets=(str(dataset),), out=str(work / "model"), base=str(base),
                              epochs=epochs or schedule.epochs, lr0=schedule.lr0, hours=schedule.hours,
