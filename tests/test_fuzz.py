@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from railwatch.errors import RailwatchError
 from railwatch.imagery.acquisition import from_stac_sidecar
 from railwatch.imagery.grid import SiteGrid, plan_windows
-from railwatch.imagery.scene import open_scene, read_tiles
+from railwatch.imagery.scene import open_scene
+from railwatch.imagery.warp import read_tiles
 from railwatch.report.reported import load_reported
 from railwatch.site import Site, load_site, site_from_geojson
 

@@ -13,9 +13,11 @@ import rasterio
 from conftest import write_scene, write_site
 from test_batch import LAT, LON
 
+from railwatch.imagery import gdal as gdal_module
 from railwatch.imagery import scene as scene_module
 from railwatch.imagery.grid import SiteGrid, plan_windows
-from railwatch.imagery.scene import open_scene, read_tiles
+from railwatch.imagery.scene import open_scene
+from railwatch.imagery.warp import read_tiles
 from railwatch.site import load_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +72,7 @@ def test_the_scene_loader_bounds_the_gdal_block_cache(tmp_path, monkeypatch):
     scene = open_scene(path, site.crs, site.aoi_local)
     grid = SiteGrid.covering(site.aoi_local, site.crs, 0.5)
     list(read_tiles(scene, grid, plan_windows(grid, site.counting_region())))
-    bound = scene_module.GDAL_CACHE_MB * 2**20
+    bound = gdal_module.GDAL_CACHE_MB * 2**20
     assert len(seen) == 2 and all(v is not None and int(v) == bound for v in seen), seen
     assert get_gdal_config("GDAL_CACHEMAX") == outside != bound  # set for the loader only
     assert "GDAL_CACHEMAX" not in os.environ

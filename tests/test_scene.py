@@ -21,7 +21,8 @@ from railwatch.errors import (
     UnsupportedBandsError,
 )
 from railwatch.imagery.grid import SiteGrid, plan_windows
-from railwatch.imagery.scene import open_scene, read_tiles
+from railwatch.imagery.scene import open_scene
+from railwatch.imagery.warp import read_tiles
 from railwatch.site import load_site
 
 GSD = 0.5
@@ -150,7 +151,7 @@ def test_nodata_and_footprint_make_the_valid_mask(make_scene):
 def test_the_fast_bilinear_path_gives_gdal_warpers_pixels_and_mask(make_scene, monkeypatch, dtype, nodata):
     """Same CRS, north-up: OpenCV resampling stands in for GDAL's warper; same valid mask, same
     values but for a rare sample that floating point rounds to the next level."""
-    import railwatch.imagery.scene as scene_module
+    import railwatch.imagery.warp as warp_module
 
     site = load_site("tumangang_khasan")
     scene = make_scene(nodata=nodata, dtype=dtype, gsd_m=0.4, size=700)
@@ -164,13 +165,13 @@ def test_the_fast_bilinear_path_gives_gdal_warpers_pixels_and_mask(make_scene, m
     windows = plan_windows(grid, sc.footprint.buffer(30).intersection(site.aoi_local), block=256,
                            halo=32)
     fast_calls = []
-    real = scene_module._bilinear_north_up
-    monkeypatch.setattr(scene_module, "_bilinear_north_up",
+    real = warp_module._bilinear_north_up
+    monkeypatch.setattr(warp_module, "_bilinear_north_up",
                         lambda *a: fast_calls.append(1) or real(*a))
     fast = list(read_tiles(sc, grid, windows))
     assert len(fast_calls) == len(windows) > 4
     assert all(t.array.flags.c_contiguous for t in fast)  # band by band, as GDAL reads give it
-    monkeypatch.setattr(scene_module, "_north_up", lambda t: False)
+    monkeypatch.setattr(warp_module, "_north_up", lambda t: False)
     warped = list(read_tiles(sc, grid, windows))
     assert len(fast_calls) == len(windows)  # the second read went through GDAL
     valid = np.concatenate([t.valid.ravel() for t in fast])
@@ -334,7 +335,7 @@ def test_detection_may_go_without_a_time_but_counting_may_not(make_scene):
 def test_fine_imagery_is_averaged_not_aliased_when_shrunk(make_scene):
     from rasterio.enums import Resampling
 
-    from railwatch.imagery.scene import resampling_for
+    from railwatch.imagery.warp import resampling_for
 
     assert resampling_for(0.1, 0.3) is Resampling.average
     assert resampling_for(0.25, 0.3) is Resampling.bilinear

@@ -15,8 +15,9 @@ import numpy as np
 
 from railwatch.imagery.clouds import cloud_mask
 from railwatch.imagery.grid import GridWindow, SiteGrid
-from railwatch.imagery.scene import Scene, read_tiles
+from railwatch.imagery.scene import Scene
 from railwatch.imagery.tile import Tile, geometry_mask
+from railwatch.imagery.warp import read_tiles
 from railwatch.site import CountingArea
 
 __all__ = ["coverage", "observed_tiles", "valid_area_pixels"]

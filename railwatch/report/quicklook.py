@@ -29,8 +29,9 @@ from shapely.geometry.base import BaseGeometry
 from railwatch.classes import CLASSES
 from railwatch.detect.detections import Detections
 from railwatch.imagery.grid import GridWindow, SiteGrid
-from railwatch.imagery.scene import Scene, read_tiles
+from railwatch.imagery.scene import Scene
 from railwatch.imagery.tile import PixelWindow, Tile
+from railwatch.imagery.warp import read_tiles
 
 __all__ = [
     "CLASS_COLOURS",

@@ -47,8 +47,9 @@ from railwatch.classes import CLASS_NAMES, CLASSES
 from railwatch.detect.chipplan import CAR_OVERLAP_M, axis_starts
 from railwatch.errors import RailwatchError
 from railwatch.imagery.grid import GridWindow, SiteGrid
-from railwatch.imagery.scene import footprint_lonlat, open_scene, read_tiles
+from railwatch.imagery.scene import footprint_lonlat, open_scene
 from railwatch.imagery.tile import PixelWindow
+from railwatch.imagery.warp import read_tiles
 from railwatch.site import site_for_footprint
 
 __all__ = [
