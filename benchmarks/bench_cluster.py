@@ -33,7 +33,8 @@ from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.detect.detector import DetectorSettings
 from railwatch.detect.manifest import default_model_dir
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 #: The capacity question: a year of daily scenes of this many crossings, in a night of this many hours.
 CROSSINGS = 10

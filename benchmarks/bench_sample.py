@@ -27,7 +27,8 @@ from railwatch.detect.manifest import default_model_dir
 from railwatch.report.outputs import ReportSettings, load_inputs, write_report
 from railwatch.report.reported import load_reported
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_tiles"

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, MultiLineString, mapping
-import shapely
 
 UTM = "EPSG:32652"
 TO_UTM = Transformer.from_crs("EPSG:4326", UTM, always_xy=True)

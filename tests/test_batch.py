@@ -22,7 +22,8 @@ from shapely.geometry import Point
 from railwatch.batch.job import BatchSettings, find_images, run_batch
 from railwatch.cli import main
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 LON, LAT = 130.6081, 42.4214
 TESTS = Path(__file__).parent
@@ -138,7 +139,8 @@ from fake_detector import FakeDetector
 from test_batch import yard_cars
 from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 site = load_site({site!r})
 det = FakeDetector(site.crs, yard_cars(site), sleep_s={sleep})

@@ -15,7 +15,8 @@ from railwatch.detect.observation import observe_scene
 from railwatch.errors import SceneError
 from railwatch.imagery.scene import open_scene
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from railwatch.batch.cluster import ClusterSpec, run_batch_on_cluster
 from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.cli import main
 from railwatch.site import Site, load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 LON, LAT = 130.6081, 42.4214
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_tiles"

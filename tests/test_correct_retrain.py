@@ -216,7 +216,7 @@ def test_the_readme_loop_runs_end_to_end_on_cars_of_unknown_kind(tmp_path):
     count with the new model: no traceback anywhere, a one-class finder that keeps the namer,
     a threshold chosen on the analyst's held-out chips, and a manifest without NaN."""
     from railwatch.detect.manifest import ModelManifest, default_model_dir
-    from railwatch.store.database import site_geojson
+    from railwatch.store.records import site_geojson
 
     scene, path = _scene(tmp_path, 21, "yard_20240910.tif")
     site_file = tmp_path / "yard.geojson"

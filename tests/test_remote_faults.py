@@ -16,7 +16,8 @@ from test_stac import LAT, LON, QUIET, cars, collection, item, tif
 
 from railwatch.batch.job import run_batch
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 
 def _batch(tmp_path, **misbehave):

@@ -24,7 +24,8 @@ from railwatch.detect.detections import Detections
 from railwatch.report.outputs import ReportSettings, load_inputs, write_report
 from railwatch.report.reported import load_reported
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_tiles"
 TRUTH = SAMPLE / "truth"

@@ -20,8 +20,9 @@ from railwatch.cli import main
 from railwatch.imagery.source import SceneSource
 from railwatch.imagery.stac import StacItemError, read_stac
 from railwatch.site import Site, load_site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
 from railwatch.store.identity import scene_identity
+from railwatch.store.records import ModelRecord
 
 LON, LAT = 130.6081, 42.4214
 QUIET = BatchSettings(progress=False)

@@ -16,7 +16,8 @@ from railwatch.detect.manifest import ClassMetrics
 from railwatch.detect.observation import observe_scene
 from railwatch.imagery.scene import open_scene
 from railwatch.site import load_site
-from railwatch.store.database import ModelRecord, Store, StoreError
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord, StoreError
 
 LON, LAT = 130.6081, 42.4214
 

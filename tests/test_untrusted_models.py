@@ -15,7 +15,7 @@ from railwatch.cli import main
 from railwatch.detect.detector import load_detector
 from railwatch.detect.manifest import ModelFile, ModelManifest, default_model_dir, sha256_file
 from railwatch.errors import ModelError, ModelIntegrityError
-from railwatch.store.database import ModelRecord
+from railwatch.store.records import ModelRecord
 
 
 class _RunsCode:

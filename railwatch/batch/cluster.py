@@ -45,7 +45,8 @@ from railwatch.detect.observation import DetectorLike, Observation
 from railwatch.errors import ModelIntegrityError
 from railwatch.imagery.source import SceneSource
 from railwatch.site import Site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord
 
 if TYPE_CHECKING:
     from distributed import Client, Future

@@ -30,8 +30,9 @@ from railwatch.imagery.scene import open_scene
 from railwatch.imagery.source import SceneSource
 from railwatch.imagery.stac import StacItemError, is_stac_file, read_stac
 from railwatch.site import Site
-from railwatch.store.database import ModelRecord, Store
+from railwatch.store.database import Store
 from railwatch.store.identity import scene_identity
+from railwatch.store.records import ModelRecord
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -70,7 +70,8 @@ def count(
     from railwatch.report.outputs import ReportSettings, load_inputs, write_report
     from railwatch.report.reported import ReportedFiguresError, load_reported
     from railwatch.site import load_site
-    from railwatch.store.database import DEFAULT_STORE_NAME, ModelRecord, Store
+    from railwatch.store.database import DEFAULT_STORE_NAME, Store
+    from railwatch.store.records import ModelRecord
 
     try:
         figures = load_reported(reported)

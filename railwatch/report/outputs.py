@@ -52,7 +52,8 @@ from railwatch.report.quicklook import CROP_SIDE_M, Quicklook, read_view, render
 from railwatch.report.reported import ANY, ReportedFigure
 from railwatch.report.review import review_features
 from railwatch.site import Site
-from railwatch.store.database import ModelRecord, RejectionRecord, RunRecord, SceneRecord, Store, StoreError
+from railwatch.store.database import Store
+from railwatch.store.records import ModelRecord, RejectionRecord, RunRecord, SceneRecord, StoreError
 
 __all__ = ["RUN_FILE", "ReportInputs", "ReportSettings", "ReportTables", "build_tables",
            "check_outputs", "file_slug", "load_inputs", "scene_quicklook", "scene_quicklooks",

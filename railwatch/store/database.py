@@ -26,243 +26,44 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-import shapely
 from rasterio.crs import CRS
-from shapely.geometry import mapping
 
-from railwatch import __version__
 from railwatch.classes import CLASSES
 from railwatch.count.errormatrix import ErrorMatrix
 from railwatch.count.frames import CountedScene, frame_rows
 from railwatch.detect.detections import Detections
 from railwatch.detect.manifest import ClassMetrics
 from railwatch.detect.observation import Observation
-from railwatch.errors import RailwatchError
 from railwatch.imagery.source import SceneSource
 from railwatch.site import Site, site_from_geojson
+from railwatch.store.records import (
+    SCENE_COLUMNS,
+    ModelRecord,
+    RejectionRecord,
+    RunRecord,
+    SceneRecord,
+    SceneStatus,
+    StoreError,
+    now_iso,
+    run_record,
+    scene_record,
+    site_geojson,
+    software_versions,
+)
+from railwatch.store.schema import create_or_migrate
 
-__all__ = [
-    "DEFAULT_STORE_NAME",
-    "ModelRecord",
-    "RejectionRecord",
-    "RunRecord",
-    "SceneRecord",
-    "Store",
-    "StoreError",
-    "site_geojson",
-    "software_versions",
-]
+__all__ = ["DEFAULT_STORE_NAME", "Store"]
 
 #: File name of the store inside the output folder when ``--db`` is not given.
 DEFAULT_STORE_NAME = "railwatch.sqlite"
-
-SCHEMA_VERSION = "4"
-
-#: How to bring an older store up to date, one version at a time: version -> (the next
-#: version, its statements). Columns added this way are NULL (unknown) in the old rows.
-_MIGRATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "1": ("2", ("ALTER TABLE detections ADD COLUMN class_confidence REAL",)),  # the namer's
-    "2": ("3", ("ALTER TABLE scenes ADD COLUMN simulated INTEGER",)),  # simulated imagery
-    # Rejections moved out of scenes, where they were keyed by content (byte-identical bad
-    # files hid each other), into their own table keyed by path.
-    "3": ("4", (
-        "INSERT OR REPLACE INTO rejections SELECT path, model_sha256, site, name, content_sha256, "
-        "COALESCE(reason, 'unusable'), COALESCE(message, ''), run_id, recorded FROM scenes "
-        "WHERE status = 'rejected'",
-        "DELETE FROM scenes WHERE status = 'rejected'",
-    )),
-}
-
-SceneStatus = Literal["counted", "rejected"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sites (
-    name TEXT PRIMARY KEY, crs_wkt TEXT NOT NULL, geojson TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS models (
-    sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, class_metrics TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started TEXT NOT NULL, finished TEXT,
-    model_sha256 TEXT NOT NULL REFERENCES models(sha256),
-    site TEXT NOT NULL REFERENCES sites(name),
-    parameters TEXT NOT NULL, versions TEXT NOT NULL, summary TEXT, pid INTEGER
-);
-CREATE TABLE IF NOT EXISTS scenes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    content_sha256 TEXT NOT NULL, model_sha256 TEXT NOT NULL, site TEXT NOT NULL,
-    name TEXT NOT NULL, path TEXT NOT NULL,
-    acquired TEXT, crs TEXT, gsd REAL, footprint_wkt TEXT,
-    simulated INTEGER,
-    status TEXT NOT NULL CHECK (status IN ('counted', 'rejected')),
-    reason TEXT, message TEXT,
-    run_id INTEGER REFERENCES runs(id), recorded TEXT NOT NULL,
-    UNIQUE (content_sha256, model_sha256, site)
-);
-CREATE TABLE IF NOT EXISTS rejections (
-    path TEXT NOT NULL, model_sha256 TEXT NOT NULL, site TEXT NOT NULL,
-    name TEXT NOT NULL, content_sha256 TEXT, reason TEXT NOT NULL, message TEXT NOT NULL,
-    run_id INTEGER REFERENCES runs(id), recorded TEXT NOT NULL,
-    PRIMARY KEY (path, model_sha256, site)
-);
-CREATE TABLE IF NOT EXISTS detections (
-    scene_id INTEGER NOT NULL REFERENCES scenes(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL, zone TEXT,
-    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
-    x2 REAL NOT NULL, y2 REAL NOT NULL, x3 REAL NOT NULL, y3 REAL NOT NULL,
-    class_confidence REAL,
-    PRIMARY KEY (scene_id, idx)
-);
-CREATE TABLE IF NOT EXISTS counts (
-    scene_id INTEGER NOT NULL REFERENCES scenes(id) ON DELETE CASCADE,
-    zone TEXT NOT NULL, class TEXT NOT NULL, count INTEGER NOT NULL, coverage REAL NOT NULL,
-    PRIMARY KEY (scene_id, zone, class)
-);
-"""
-
-
-class StoreError(RailwatchError, OSError):
-    """The store file cannot be opened, is not a railwatch store, or lacks what was asked."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRecord:
-    """A model as the store knows it: identity, name and measured per-class accuracy, and the
-    whole system's error matrix when one was measured (it then corrects the counts)."""
-
-    sha256: str
-    name: str
-    metrics: Mapping[str, ClassMetrics]
-    matrix: ErrorMatrix | None = None
-
-    def __post_init__(self) -> None:
-        if not self.sha256:
-            raise ValueError("a model needs a sha256")
-        missing = set(CLASSES) - set(self.metrics)
-        if missing:
-            raise ValueError(f"model {self.name!r} lacks metrics for {sorted(missing)}")
-
-    @classmethod
-    def unmeasured(cls, sha256: str, name: str = "unknown") -> ModelRecord:
-        """A model with no measured accuracy: precision and recall taken as 1."""
-        return cls(sha256, name, {c: ClassMetrics(1.0, 1.0) for c in CLASSES})
-
-    @classmethod
-    def describing(cls, detector: object) -> ModelRecord:
-        """The record of a detector's model: its manifest's name and measured accuracy, or
-        :meth:`unmeasured` for a detector without a manifest."""
-        sha256 = str(getattr(detector, "model_sha256", ""))
-        manifest = getattr(detector, "manifest", None)
-        if manifest is None:
-            return cls.unmeasured(sha256)
-        system = manifest.accuracy.system or {}
-        matrix = system.get("error_matrix")
-        try:
-            parsed = ErrorMatrix.from_json(matrix) if isinstance(matrix, dict) else None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{manifest.folder}/manifest.json: malformed error matrix ({exc})") from exc
-        if sha256 != manifest.sha256:  # a changed file, trusted: its accuracy was never measured
-            return cls.unmeasured(sha256, f"{manifest.name} (sha256 {sha256[:12]}…, not the "
-                                          "manifest's: a changed file loaded with --trust-model)")
-        return cls(sha256, manifest.name, manifest.class_metrics(), parsed)
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One batch run."""
-
-    id: int
-    started: datetime
-    finished: datetime | None
-    model_sha256: str
-    site: str
-    parameters: Mapping[str, object]
-    versions: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class SceneRecord:
-    """A scene row. Counted scenes have acquisition, CRS, gsd and footprint; rejected may not."""
-
-    id: int
-    content_sha256: str
-    name: str
-    path: str
-    acquired: datetime | None
-    crs: str | None
-    gsd: float | None
-    footprint_wkt: str | None
-    #: Rendered by railwatch's simulator; ``None``: counted before the store recorded it.
-    simulated: bool | None
-    status: SceneStatus
-    reason: str | None
-    message: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RejectionRecord:
-    """A scene that could not be used, and why."""
-
-    name: str
-    path: str
-    reason: str
-    message: str
-    recorded: datetime
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def software_versions() -> dict[str, str]:
-    """Versions of railwatch and the libraries whose behaviour shapes the numbers."""
-    import rasterio
-
-    return {
-        "railwatch": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "shapely": shapely.__version__,
-        "rasterio": rasterio.__version__,
-        "gdal": rasterio.__gdal_version__,
-        "sqlite": sqlite3.sqlite_version,
-    }
-
-
-def site_geojson(site: Site) -> dict[str, object]:
-    """The site as a GeoJSON FeatureCollection (EPSG:4326), as ``load_site`` reads it."""
-
-    def feature(role: str, name: str, geom: shapely.Geometry) -> dict[str, object]:
-        return {"type": "Feature", "properties": {"role": role, "name": name},
-                "geometry": mapping(geom)}
-
-    return {
-        "type": "FeatureCollection",
-        "name": site.name,
-        "description": site.description,
-        "features": [
-            feature("aoi", site.name, site.aoi),
-            *(feature("track", t.name, t.line) for t in site.tracks),
-            *(feature("zone", z.name, z.polygon) for z in site.zones),
-        ],
-    }
 
 
 class Store:
@@ -316,24 +117,7 @@ class Store:
     def _create_schema(self) -> None:
         try:
             with self._transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                if row is None:
-                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                elif row[0] in _MIGRATIONS:
-                    version = row[0]
-                    while version in _MIGRATIONS:
-                        version, statements = _MIGRATIONS[version]
-                        for statement in statements:
-                            db.execute(statement)
-                    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
-                elif row[0] != SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path}: store schema {row[0]} is not railwatch's {SCHEMA_VERSION}; "
-                        "use a new --db file"
-                    )
+                create_or_migrate(db, self.path)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{self.path}: not a railwatch store ({exc}); pass --db with another file"
@@ -373,7 +157,7 @@ class Store:
             cur = db.execute(
                 "INSERT INTO runs (started, model_sha256, site, parameters, versions, pid) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (_now(), model.sha256, site.name, json.dumps(dict(parameters), default=str),
+                (now_iso(), model.sha256, site.name, json.dumps(dict(parameters), default=str),
                  json.dumps(software_versions()), os.getpid()),
             )
             return int(cur.lastrowid or 0)
@@ -382,16 +166,16 @@ class Store:
         with self._transaction() as db:
             db.execute(
                 "UPDATE runs SET finished = ?, summary = ? WHERE id = ?",
-                (_now(), json.dumps(dict(summary), default=str), run_id),
+                (now_iso(), json.dumps(dict(summary), default=str), run_id),
             )
 
     def find_scene(self, content_sha256: str, model_sha256: str, site: str) -> SceneRecord | None:
         row = self._db.execute(
-            f"SELECT {_SCENE_COLUMNS} FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? "
+            f"SELECT {SCENE_COLUMNS} FROM scenes WHERE content_sha256 = ? AND model_sha256 = ? "
             "AND site = ?",
             (content_sha256, model_sha256, site),
         ).fetchone()
-        return _scene_record(row) if row else None
+        return scene_record(row) if row else None
 
     def is_counted(self, content_sha256: str, model_sha256: str, site: str) -> bool:
         found = self.find_scene(content_sha256, model_sha256, site)
@@ -447,7 +231,7 @@ class Store:
                 (*key, scene.name, scene.location,
                  scene.acquisition.time.astimezone(UTC).isoformat(), scene.crs.to_string(),
                  float(scene.native_gsd), scene.footprint.wkt, int(scene.simulated), run_id,
-                 _now()),
+                 now_iso()),
             )
             scene_id = int(cur.lastrowid or 0)
             db.executemany(
@@ -495,7 +279,7 @@ class Store:
                 "message = excluded.message, run_id = excluded.run_id, "
                 "recorded = excluded.recorded",
                 (source.location, model_sha256, site, source.name, content_sha256, reason,
-                 message, run_id, _now()),
+                 message, run_id, now_iso()),
             )
 
     # -- reading --------------------------------------------------------------------------
@@ -505,14 +289,14 @@ class Store:
             "SELECT id, started, finished, model_sha256, site, parameters, versions FROM runs "
             "ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        return _run_record(row) if row else None
+        return run_record(row) if row else None
 
     def runs(self) -> list[RunRecord]:
         rows = self._db.execute(
             "SELECT id, started, finished, model_sha256, site, parameters, versions FROM runs "
             "ORDER BY id"
         ).fetchall()
-        return [_run_record(r) for r in rows]
+        return [run_record(r) for r in rows]
 
     def model(self, sha256: str) -> ModelRecord:
         row = self._db.execute(
@@ -538,13 +322,13 @@ class Store:
         self, model_sha256: str, site: str, status: SceneStatus | None = None
     ) -> list[SceneRecord]:
         """Scene rows for a model and site, in acquisition order (then by name)."""
-        sql = f"SELECT {_SCENE_COLUMNS} FROM scenes WHERE model_sha256 = ? AND site = ?"
+        sql = f"SELECT {SCENE_COLUMNS} FROM scenes WHERE model_sha256 = ? AND site = ?"
         args: list[object] = [model_sha256, site]
         if status is not None:
             sql += " AND status = ?"
             args.append(status)
         rows = self._db.execute(sql + " ORDER BY acquired IS NULL, acquired, name", args).fetchall()
-        return [_scene_record(r) for r in rows]
+        return [scene_record(r) for r in rows]
 
     def rejections(self, model_sha256: str, site: str) -> list[RejectionRecord]:
         rows = self._db.execute(
@@ -579,12 +363,12 @@ class Store:
         ``None`` when the store never counted it. What an analyst's corrections are compared
         with: a box counted here and absent from the corrected file was deleted."""
         row = self._db.execute(
-            f"SELECT {_SCENE_COLUMNS}, site FROM scenes WHERE name = ? AND status = 'counted' "
+            f"SELECT {SCENE_COLUMNS}, site FROM scenes WHERE name = ? AND status = 'counted' "
             "ORDER BY id DESC LIMIT 1", (scene_name,),
         ).fetchone()
         if row is None:
             return None
-        return self._detections(_scene_record(row[:-1]), self.site(row[-1]).crs)
+        return self._detections(scene_record(row[:-1]), self.site(row[-1]).crs)
 
     def _detections(self, rec: SceneRecord, crs: CRS) -> Detections:
         rows = self._db.execute(
@@ -611,59 +395,3 @@ class Store:
         tables: Sequence[str] = ("runs", "scenes", "rejections", "detections", "counts", "models",
                                  "sites")
         return {t: int(self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
-
-
-_SCENE_COLUMNS = (
-    "id, content_sha256, name, path, acquired, crs, gsd, footprint_wkt, status, reason, message, "
-    "simulated"
-)
-
-
-def _scene_record(row: Sequence[object]) -> SceneRecord:
-    status = str(row[8])
-    if status not in ("counted", "rejected"):
-        raise StoreError(f"scene row {row[0]} has an unknown status {status!r}; is the store from "
-                         "a newer railwatch?")
-    return SceneRecord(
-        id=_int(row[0]),
-        content_sha256=str(row[1]),
-        name=str(row[2]),
-        path=str(row[3]),
-        acquired=_time(_str_or_none(row[4])),
-        crs=_str_or_none(row[5]),
-        gsd=None if row[6] is None else _float(row[6]),
-        footprint_wkt=_str_or_none(row[7]),
-        status="counted" if status == "counted" else "rejected",
-        reason=_str_or_none(row[9]),
-        message=_str_or_none(row[10]),
-        simulated=None if row[11] is None else bool(row[11]),
-    )
-
-
-def _run_record(row: Sequence[object]) -> RunRecord:
-    return RunRecord(
-        id=_int(row[0]),
-        started=datetime.fromisoformat(str(row[1])),
-        finished=_time(_str_or_none(row[2])),
-        model_sha256=str(row[3]),
-        site=str(row[4]),
-        parameters=json.loads(str(row[5])),
-        versions=json.loads(str(row[6])),
-    )
-
-
-def _int(value: object) -> int:
-    if not isinstance(value, int):
-        raise StoreError(f"expected an integer in the store, found {value!r}")
-    return value
-
-
-def _float(value: object) -> float:
-    if not isinstance(value, int | float):
-        raise StoreError(f"expected a number in the store, found {value!r}")
-    return float(value)
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
-
