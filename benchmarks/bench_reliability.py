@@ -48,7 +48,7 @@ import rasterio
 from common import REPO, machine, markdown_table, write_json
 
 from railwatch.detect.manifest import default_model_dir
-from railwatch.report.outputs import check_outputs
+from railwatch.report.outputset import check_outputs
 from railwatch.site import bundled_sites
 
 SAMPLES = REPO / "sample_tiles"

@@ -393,7 +393,7 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_committed(world, fake_cli, m
         def full(out_dir, name, write):
             raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / name))
 
-        monkeypatch.setattr("railwatch.report.outputs._write_atomic", full)
+        monkeypatch.setattr("railwatch.report.outputset.write_atomic", full)
     result = CliRunner().invoke(main, ["count", str(images), "--site", str(site_path), "--out", str(out),
                                        "--no-progress"])
     assert result.exit_code == 1

@@ -15,7 +15,7 @@ from fake_detector import FakeDetector
 from test_batch import LAT, LON, yard_cars
 
 from railwatch.cli import main
-from railwatch.report import outputs
+from railwatch.report import outputs, outputset
 from railwatch.site import load_site
 
 #: Every data file a count with rejections and quicklooks writes (run.json aside).
@@ -52,20 +52,20 @@ def test_run_json_is_written_last_and_names_every_file_with_its_sha256(counted):
     out, count = counted
     result = count()
     assert result.exit_code == 0, result.output + result.stderr
-    run = json.loads((out / outputs.RUN_FILE).read_text())
+    run = json.loads((out / outputset.RUN_FILE).read_text())
     assert run["complete"] is True
     assert run["run_id"] >= 1 and len(run["model_sha256"]) == 64 and run["site"] == "test"
     listed = {f["path"]: f["sha256"] for f in run["files"]}
     assert set(DATA_FILES) <= set(listed)
-    on_disk = {p.name for p in out.iterdir() if p.is_file()} - {outputs.RUN_FILE, "railwatch.sqlite",
+    on_disk = {p.name for p in out.iterdir() if p.is_file()} - {outputset.RUN_FILE, "railwatch.sqlite",
                                                                "railwatch.sqlite-wal",
                                                                "railwatch.sqlite-shm"}
     assert set(listed) == on_disk  # every output is listed, nothing else
     assert all(_sha(out / name) == sha for name, sha in listed.items())
-    assert outputs.check_outputs(out) == []
+    assert outputset.check_outputs(out) == []
     # A changed file is found out.
     (out / "frames.csv").write_text("scene\n")
-    assert outputs.check_outputs(out) == ["frames.csv: sha256 differs from run.json"]
+    assert outputset.check_outputs(out) == ["frames.csv: sha256 differs from run.json"]
 
 
 def test_a_failure_while_writing_leaves_every_file_whole_and_no_run_json(counted, monkeypatch):
@@ -93,10 +93,10 @@ def test_a_failure_while_writing_leaves_every_file_whole_and_no_run_json(counted
         assert (out / name).stat().st_size > 0, name
     # ... no temporary file is left behind, and the set says it is not complete.
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
-    assert not (out / outputs.RUN_FILE).exists()
-    assert outputs.check_outputs(out) == [f"{outputs.RUN_FILE}: missing; the outputs are incomplete (a run "
-                                  "was interrupted while writing them): rebuild them with "
-                                  "`railwatch series`"]
+    assert not (out / outputset.RUN_FILE).exists()
+    assert outputset.check_outputs(out) == [
+        f"{outputset.RUN_FILE}: missing; the outputs are incomplete (a run was interrupted while "
+        "writing them): rebuild them with `railwatch series`"]
 
 
 
@@ -106,11 +106,11 @@ def test_a_failure_while_writing_leaves_every_file_whole_and_no_run_json(counted
      ("..", "zone-"), ("", "zone-"), ("yard #2 (north)", "yard-2-north-")],
 )
 def test_file_slug_is_a_safe_single_path_component(name, expected):
-    slug = outputs.file_slug(name, fallback="zone")
+    slug = outputset.file_slug(name, fallback="zone")
     assert slug.startswith(expected)
     assert "/" not in slug and "\\" not in slug and slug not in (".", "..") and slug
     if slug != name:  # a changed name carries a hash of the original: no two names collide
-        assert outputs.file_slug(name, fallback="zone") != outputs.file_slug(name + "!", fallback="zone")
+        assert outputset.file_slug(name, fallback="zone") != outputset.file_slug(name + "!", fallback="zone")
 
 
 def test_zone_names_with_slashes_stay_inside_out(tmp_path, monkeypatch):
@@ -145,7 +145,7 @@ def test_zone_names_with_slashes_stay_inside_out(tmp_path, monkeypatch):
     assert len([q for q in quicklooks if "_crop" not in q]) == 2, pngs  # one view per zone
     report = (out / "report.md").read_text()
     assert all(f"]({q})" in report for q in quicklooks)
-    assert outputs.check_outputs(out) == [] and outputs.check_outputs(str(out)) == []  # str too
+    assert outputset.check_outputs(out) == [] and outputset.check_outputs(str(out)) == []  # str too
 
 
 def test_temporaries_of_killed_writers_are_removed_those_of_live_ones_kept(counted):
@@ -163,7 +163,7 @@ def test_temporaries_of_killed_writers_are_removed_those_of_live_ones_kept(count
     live.write_text("week")
     assert count().exit_code == 0
     assert not orphan.exists() and live.exists()
-    assert outputs.check_outputs(out) == []
+    assert outputset.check_outputs(out) == []
 
 
 def test_detect_keeps_zone_named_files_inside_out(tmp_path, monkeypatch):

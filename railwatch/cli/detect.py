@@ -9,7 +9,7 @@ import click
 
 from railwatch.cli.options import ModelChoice, model_options, observe_image
 from railwatch.imagery.acquisition import TimeSource
-from railwatch.report.outputs import file_slug
+from railwatch.report.outputset import file_slug
 from railwatch.report.quicklook import save_png, zone_quicklooks
 
 

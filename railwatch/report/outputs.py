@@ -15,12 +15,9 @@ outside the folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -32,7 +29,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 from shapely.geometry.base import BaseGeometry
 
-from railwatch import __version__
 from railwatch.count.frames import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
 from railwatch.count.weekly import SeriesSettings, weekly_frame, weekly_rows
 from railwatch.errors import SceneError
@@ -46,6 +42,7 @@ from railwatch.report.comparison import (
     comparison_table,
     distant_summary,
 )
+from railwatch.report.outputset import OutputSet, file_slug
 from railwatch.report.plot import snapshot_figure, weekly_figure
 from railwatch.report.qgis import detections_style, review_style
 from railwatch.report.quicklook import CROP_SIDE_M, Quicklook, read_view, render, save_png, zone_quicklooks
@@ -55,12 +52,8 @@ from railwatch.site import Site
 from railwatch.store.database import Store
 from railwatch.store.records import ModelRecord, RejectionRecord, RunRecord, SceneRecord, StoreError
 
-__all__ = ["RUN_FILE", "ReportInputs", "ReportSettings", "ReportTables", "build_tables",
-           "check_outputs", "file_slug", "load_inputs", "scene_quicklook", "scene_quicklooks",
-           "write_report"]
-
-#: Written last into the output folder: the run and every file of the set with its sha256.
-RUN_FILE = "run.json"
+__all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
+           "scene_quicklook", "scene_quicklooks", "write_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +153,9 @@ def write_report(
     quicklook of a scene no longer compared) are removed; nothing else in ``out`` is touched.
     """
     s = settings or ReportSettings()
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_orphaned_temporaries(out)
-    previous = _listed_files(out)
-    (out / RUN_FILE).unlink(missing_ok=True)
-    _fsync_dir(out)
+    outputs = OutputSet(out)
     tables = build_tables(inputs, s)
-    written: list[str] = []
-
-    def put(name: str, write: Callable[[Path], object]) -> None:
-        _write_atomic(out, name, write)
-        written.append(name)
+    put = outputs.put
 
     put("detections.geojson", lambda p: _write_geojson(p, inputs.scenes))
     put("detections.qml", lambda p: p.write_text(detections_style(), encoding="utf-8"))
@@ -194,138 +179,15 @@ def write_report(
         snapshot_fig = snapshot_figure(tables.frames, inputs.zones)
         put("snapshots.png", lambda p: _save(snapshot_fig, p))
         plots = [("Weekly series", "weekly.png"), ("Per-scene snapshot counts", "snapshots.png")]
-    quicklooks, skipped = (_quicklooks(out, inputs, tables, s) if s.quicklooks else ([], []))
-    written += [name for _, files in quicklooks for _, name in files]
+    quicklooks, skipped = (_quicklooks(outputs, inputs, tables, s) if s.quicklooks else ([], []))
     markdown = _markdown(inputs, tables, plots, quicklooks, skipped, s)
     put("report.md", lambda p: p.write_text(markdown, encoding="utf-8"))
-    for name in sorted(previous - set(written)):
-        (out / name).unlink(missing_ok=True)
-    _write_run_file(out, inputs, written)
+    outputs.finish({
+        "run_id": inputs.run.id, "run_started": _iso(inputs.run.started), "site": inputs.site.name,
+        "model_sha256": inputs.model.sha256, "model_name": inputs.model.name,
+        "scenes_counted": len(inputs.scenes), "scenes_rejected": len(inputs.rejections),
+    })
     return tables
-
-
-def file_slug(name: str, fallback: str = "x") -> str:
-    """``name`` as one safe file-name component: letters, digits, ``_`` and ``-`` only.
-
-    A name that had to change carries the first 8 hex digits of its sha256, so that two
-    names never share a slug (``a/b`` and ``a-b`` stay apart); an empty result is ``fallback``.
-    """
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")[:60] or fallback
-    if slug == name:
-        return slug
-    return f"{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
-
-
-def check_outputs(out: str | Path) -> list[str]:
-    """What is wrong with an output folder as a set; empty when it is complete and intact.
-
-    Complete means: ``run.json`` is there and every file it lists is there with the sha256 it
-    lists. An interrupted ``count`` or ``series`` leaves no ``run.json``.
-    """
-    out = Path(out)
-    run_file = out / RUN_FILE
-    if not run_file.is_file():
-        return [f"{RUN_FILE}: missing; the outputs are incomplete (a run was interrupted while "
-                "writing them): rebuild them with `railwatch series`"]
-    try:
-        doc = json.loads(run_file.read_text(encoding="utf-8"))
-        files = [(str(f["path"]), str(f["sha256"])) for f in doc["files"]]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        return [f"{RUN_FILE}: unreadable ({exc!r}); rebuild the outputs with `railwatch series`"]
-    problems = []
-    for name, sha in files:
-        path = out / name
-        if Path(name).name != name or name in ("", ".", ".."):
-            problems.append(f"{name}: not a file name of this folder")
-        elif not path.is_file():
-            problems.append(f"{name}: missing")
-        elif _sha256(path) != sha:
-            problems.append(f"{name}: sha256 differs from {RUN_FILE}")
-    return problems
-
-
-def _write_atomic(out: Path, name: str, write: Callable[[Path], object]) -> None:
-    """``write`` a temporary file in ``out``, flush it to disk, rename it to ``name``."""
-    if Path(name).name != name or name in ("", ".", "..") or name.startswith("."):
-        raise ValueError(f"{name!r} is not a plain file name; outputs stay inside {out}")
-    tmp = out / f".{name}.{os.getpid()}.tmp"
-    try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, out / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-_TEMPORARY = re.compile(r"^\.(?P<name>[^/]+)\.(?P<pid>\d+)\.tmp$")
-
-
-def _remove_orphaned_temporaries(out: Path) -> None:
-    """Temporary files of writers killed mid-write (their process is gone); a live writer's
-    (two ``count`` runs on one folder) are left alone."""
-    for path in out.iterdir():
-        m = _TEMPORARY.match(path.name)
-        if m is None or not path.is_file():
-            continue
-        try:
-            os.kill(int(m.group("pid")), 0)
-        except ProcessLookupError:
-            path.unlink(missing_ok=True)
-        except (PermissionError, OverflowError):
-            continue  # alive under another user, or not a pid
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _listed_files(out: Path) -> set[str]:
-    """Plain file names the folder's current ``run.json`` lists (none if it is missing or bad)."""
-    try:
-        doc = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
-        names = {str(f["path"]) for f in doc["files"]}
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-        return set()
-    return {n for n in names if Path(n).name == n and n not in ("", ".", "..", RUN_FILE)}
-
-
-def _write_run_file(out: Path, inputs: ReportInputs, names: Sequence[str]) -> None:
-    """``run.json``, last: the run the outputs describe and every file with its sha256."""
-    _fsync_dir(out)  # the renamed files are on disk before run.json says they are complete
-    doc = {
-        "complete": True,
-        "written": _iso(datetime.now(UTC)),
-        "railwatch": __version__,
-        "run_id": inputs.run.id,
-        "run_started": _iso(inputs.run.started),
-        "site": inputs.site.name,
-        "model_sha256": inputs.model.sha256,
-        "model_name": inputs.model.name,
-        "scenes_counted": len(inputs.scenes),
-        "scenes_rejected": len(inputs.rejections),
-        "files": [{"path": n, "sha256": _sha256(out / n), "bytes": (out / n).stat().st_size}
-                  for n in names],
-    }
-    _write_atomic(out, RUN_FILE, lambda p: p.write_text(json.dumps(doc, indent=2) + "\n",
-                                                      encoding="utf-8"))
-    _fsync_dir(out)
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -365,7 +227,7 @@ def _write_geojson(path: Path, scenes: Sequence[CountedScene]) -> None:
 
 
 def _quicklooks(
-    out: Path, inputs: ReportInputs, tables: ReportTables, s: ReportSettings
+    outputs: OutputSet, inputs: ReportInputs, tables: ReportTables, s: ReportSettings
 ) -> tuple[list[tuple[str, list[tuple[str, str]]]], list[str]]:
     """PNGs of the scene compared with each figure (those observed), around the figure's zone:
     the whole zone and crops of its busiest parts. Returns (heading, [(caption, file)]) per
@@ -389,7 +251,7 @@ def _quicklooks(
         stem = f"quicklook_{file_slug(Path(comp.scene).stem, 'scene')}_{file_slug(comp.figure.zone, 'zone')}"
         for look in looks:
             name = stem + (f"_{file_slug(look.suffix, 'part')}.png" if look.suffix else ".png")
-            _write_atomic(out, name, partial(save_png, look.image))
+            outputs.put(name, partial(save_png, look.image))
             files.append((look.caption, name))
         made.append((f"{comp.scene}, zone {comp.figure.zone} (nearest scene to the figure of "
                      f"{comp.figure.date_label})", files))
