@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from railwatch.simulate.canvas import Canvas, RasterWindow
+from railwatch.simulate.carpaint import paint_car
 from railwatch.simulate.imaging import View, illuminate
-from railwatch.simulate.stock import CarClass, PlacedCar, paint_car, random_car
+from railwatch.simulate.stock import CarClass, PlacedCar, random_car
 from railwatch.simulate.sun import Sun, cast_shadows, solar_position
 
 

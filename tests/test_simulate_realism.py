@@ -13,11 +13,12 @@ from shapely.geometry import LineString
 
 from railwatch.classes import CarClass
 from railwatch.simulate.canvas import Canvas, RasterWindow
+from railwatch.simulate.carpaint import paint_car
 from railwatch.simulate.chips import render_chip
 from railwatch.simulate.fleet import ROOF_P, ROOF_TIERS, Stock, roof_tier
 from railwatch.simulate.ground import Season
 from railwatch.simulate.imaging import Sensor, expose, illuminate
-from railwatch.simulate.stock import paint_car, random_car
+from railwatch.simulate.stock import random_car
 from railwatch.simulate.sun import Sun
 from railwatch.simulate.track import TrackLook, paint_tracks
 from railwatch.simulate.trains import place_string

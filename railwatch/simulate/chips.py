@@ -34,7 +34,8 @@ from railwatch.simulate.imaging import (
 )
 from railwatch.simulate.stock import PlacedCar, roof_offset
 from railwatch.simulate.sun import Sun
-from railwatch.simulate.yard import YardStyle, paint_yard, random_style, random_yard
+from railwatch.simulate.yard import YardStyle, random_style, random_yard
+from railwatch.simulate.yardpaint import paint_yard
 
 __all__ = ["Chip", "ChipLabel", "export_yolo_obb", "label_cars", "random_sun", "render_chip"]
 

@@ -20,6 +20,7 @@ from shapely.geometry import LineString, MultiLineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from railwatch.simulate.canvas import Canvas
+from railwatch.simulate.carpaint import paint_car
 from railwatch.simulate.ground import (
     Building,
     Palette,
@@ -28,7 +29,7 @@ from railwatch.simulate.ground import (
     paint_surface,
     paint_trees,
 )
-from railwatch.simulate.stock import PlacedCar, paint_car
+from railwatch.simulate.stock import PlacedCar
 from railwatch.simulate.sun import Sun
 from railwatch.simulate.track import paint_beds, paint_rails, site_track_look
 from railwatch.site import Site

@@ -35,7 +35,8 @@ from railwatch.simulate.ground import Season, palette_for
 from railwatch.simulate.imaging import Sensor, View, expose, illuminate, random_sensor
 from railwatch.simulate.stock import PlacedCar, roof_offset
 from railwatch.simulate.sun import Sun
-from railwatch.simulate.yard import YardStyle, paint_yard, random_yard
+from railwatch.simulate.yard import YardStyle, random_yard
+from railwatch.simulate.yardpaint import paint_yard
 from railwatch.site import utm_crs_for
 
 __all__ = [
