@@ -162,7 +162,8 @@ def _started(request: TrainRequest, log: Callable[[str], None]) -> tuple[TrainSe
 
 
 def _namer(request: TrainRequest, base_model: Path | None, log: Callable[[str], None]) -> Path:
-    from railwatch.training.namer import NamerRecipe, NamerSettings, train_namer_stage
+    from railwatch.training.namer import NamerSettings
+    from railwatch.training.namer_stage import NamerRecipe, train_namer_stage
 
     if request.n_simulated <= 0 and not request.datasets:
         raise DatasetError("give --data and/or --simulate N for the namer")
