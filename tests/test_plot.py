@@ -10,6 +10,7 @@ import pytest
 
 from railwatch.report.comparison import Comparison, Verdict
 from railwatch.report.plot import (
+    Caption,
     snapshot_figure,
     snapshot_vs_week_figure,
     weekly_figure,
@@ -47,6 +48,7 @@ def figure73(qualifier=Qualifier.APPROXIMATELY):
 def texts(fig):
     ax_texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     legends = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    legends += [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     return ax_texts, legends
 
 
@@ -56,19 +58,23 @@ def test_zone_colours_are_fixed_and_distinct():
     assert zone_colours(ZONES) == colours
 
 
-def test_weekly_figure_marks_the_figures_with_their_verdicts():
-    figs = [figure73(Qualifier.APPROXIMATELY), figure73(Qualifier.AT_LEAST)]
-    comps = [Comparison(figs[0], Verdict.CONSISTENT, "scene count", 70, 70, 60, 80),
-             Comparison(figs[1], Verdict.MEASURED_LOWER, "scene count", 70, 70, 60, 72)]
-    fig = weekly_figure(weekly_rows(), ZONES, figs, comparisons=comps)
+def test_weekly_figure_draws_each_figure_once_on_an_axis_of_weeks_with_one_legend():
+    figs = [figure73(Qualifier.APPROXIMATELY), figure73(Qualifier.AT_LEAST)]  # one figure, two outlets
+    comps = [Comparison(figs[0], Verdict.CONSISTENT, "scene count", 70, 70, 60, 80, repeats=(figs[1],))]
+    fig = weekly_figure(weekly_rows(), ZONES, figs, comparisons=comps,
+                        caption=Caption("railcar-obb test", 11, simulated=True))
     [ax] = fig.axes
     notes, legend = texts(fig)
-    assert notes == ["≈ 73: consistent\n≥ 73: measured lower"]
-    assert any("tumangang_yard: estimate" in t for t in legend)
-    assert any("reported snapshot (approximately)" in t for t in legend)
+    assert notes == ["2023-10-05: 73 (test): consistent\nalso quoted as at least"]  # drawn once
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2023-W40", "2023-W41"]  # weeks, not days
+    assert ax.get_legend() is None and len(fig.legends) == 1  # one legend for the figure
+    assert "tumangang_yard: estimate of unique cars in the week" in legend
+    assert "reported figure: approximately" in legend
     assert ax.get_ylabel() == "rail cars" and "week" in ax.get_xlabel()
-    # The estimate's interval is drawn: the y axis reaches the highest 'high'.
-    assert ax.get_ylim()[1] >= 120
+    assert ax.get_ylim()[1] >= 120  # the interval is drawn: the axis reaches the highest 'high'
+    words = [t.get_text() for t in fig.texts]
+    assert "SIMULATED IMAGERY" in words and any("model railcar-obb test" in w for w in words)
+    assert any("11 scenes counted" in w for w in words)
 
 
 def test_weekly_figure_counts_figures_outside_the_period():
@@ -76,14 +82,18 @@ def test_weekly_figure_counts_figures_outside_the_period():
     old = ReportedFigure(d, d, "tumangang_khasan", "tumangang_yard", "covered_car", 5,
                          Qualifier.APPROXIMATELY, Quantity.SNAPSHOT, "test")
     fig = weekly_figure(weekly_rows(), ZONES, [old])
-    assert any("1 reported figure(s) fall outside" in t.get_text() for t in fig.texts)
+    assert any("1 reported figure(s) outside this period" in t.get_text() for t in fig.texts)
+    assert not any("SIMULATED" in t.get_text() for t in fig.texts)  # real imagery: no stamp
 
 
-def test_snapshot_figure_marks_unobserved_scenes():
+def test_snapshot_figure_marks_unobserved_scenes_and_breaks_the_line_there():
     fig = snapshot_figure(frames_rows(), ZONES)
     _, legend = texts(fig)
     assert "tumangang_yard: not observed (cloud / outside)" in legend
     assert fig.axes[0].get_ylabel() == "rail cars in the zone"
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "tumangang_yard")
+    y = np.asarray(line.get_ydata(), dtype=float)
+    assert list(y[:2]) == [51.0, 70.0] and np.isnan(y[2])  # a gap, never joined across, never 0
 
 
 def test_snapshot_vs_week_figure_shows_the_band_the_peak_and_the_figure():

@@ -43,7 +43,7 @@ from railwatch.report.comparison import (
     distant_summary,
 )
 from railwatch.report.outputset import OutputSet, file_slug
-from railwatch.report.plot import snapshot_figure, weekly_figure
+from railwatch.report.plot import Caption, snapshot_figure, weekly_figure
 from railwatch.report.qgis import detections_style, review_style
 from railwatch.report.quicklook import CROP_SIDE_M, Quicklook, read_view, render, save_png, zone_quicklooks
 from railwatch.report.reported import ANY, ReportedFigure
@@ -173,10 +173,13 @@ def write_report(
     ).to_csv(p, index=False))
     plots: list[tuple[str, str]] = []
     if not tables.frames.empty:
+        counted = [r for r in inputs.records if r.status == "counted"]
+        caption = Caption(model=f"{inputs.model.name} (sha256 {inputs.model.sha256[:12]})",
+                          scenes=len(counted), simulated=any(r.simulated for r in counted))
         weekly_fig = weekly_figure(tables.weekly, inputs.zones, inputs.figures,
-                                   comparisons=tables.comparisons)
+                                   comparisons=tables.comparisons, caption=caption)
         put("weekly.png", lambda p: _save(weekly_fig, p))
-        snapshot_fig = snapshot_figure(tables.frames, inputs.zones)
+        snapshot_fig = snapshot_figure(tables.frames, inputs.zones, caption=caption)
         put("snapshots.png", lambda p: _save(snapshot_fig, p))
         plots = [("Weekly series", "weekly.png"), ("Per-scene snapshot counts", "snapshots.png")]
     quicklooks, skipped = (_quicklooks(outputs, inputs, tables, s) if s.quicklooks else ([], []))

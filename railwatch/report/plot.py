@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
 from railwatch.classes import CLASSES
-from railwatch.report.comparison import Comparison
+from railwatch.report.comparison import Comparison, one_per_figure
 from railwatch.report.quicklook import CLASS_COLOURS
 from railwatch.report.reported import ANY, Quantity, ReportedFigure
 
 __all__ = [
+    "Caption",
     "class_colours",
     "snapshot_figure",
     "snapshot_vs_week_figure",
@@ -31,9 +34,6 @@ __all__ = [
 ]
 
 _ZONE_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
-
-
-_QUALIFIER_SIGN = {"approximately": "≈", "at_least": "≥", "at_most": "≤", "up_to": "≤"}
 
 
 def zone_colours(zones: Sequence[str]) -> dict[str, str]:
@@ -59,35 +59,63 @@ def _date_axis(ax: Axes) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """What a copied picture must carry with it: the model, the scenes, and whether they are
+    simulated (stamped on the picture itself)."""
+
+    model: str = ""
+    scenes: int = 0
+    simulated: bool = False
+
+    def text(self) -> str:
+        parts = [f"model {self.model}" if self.model else "",
+                 f"{self.scenes} scenes counted" if self.scenes else ""]
+        return " · ".join(p for p in parts if p)
+
+
+#: How each qualifier is drawn: marker and words (the README's reading of each).
+_QUALIFIER_MARK = {"approximately": ("o", "approximately"), "at_least": ("^", "at least (lower bound)"),
+                   "at_most": ("v", "at most (ceiling)"), "up_to": ("v", "up to (approximate upper value)"),
+                   "as_many_as": ("v", "as many as (approximate upper value)")}
+
+
 def weekly_figure(
     weekly: pd.DataFrame,
     zones: Sequence[str],
     reported: Sequence[ReportedFigure] = (),
     classes: Sequence[str] | None = None,
     comparisons: Sequence[Comparison] = (),
+    caption: Caption | None = None,
 ) -> Figure:
-    """Per class: the weekly estimate with its 90% interval and the weekly peak, per zone.
-
-    Reported figures within the period of the series are marked at their dates (★ snapshot,
-    ◆ weekly) with their qualifier's range, and labelled with their verdict when
-    ``comparisons`` holds one; figures for "any rail car" get a panel of their own with the
-    estimates summed over classes. Figures outside the period are only counted.
+    """Per class: the weekly estimate of unique cars per zone, on an axis of ISO weeks, its 90%
+    interval drawn as a light band behind it so the estimate stays readable, and each reported
+    figure once, at its date, marked by its qualifier (● approximately, ▲ at least, ▼ at most /
+    up to) and labelled with its verdict. One legend; a caption with the model and scenes, and
+    SIMULATED stamped on the picture when the imagery is simulated.
     """
     colours = zone_colours(zones)
     verdicts = {c.figure: c.verdict.value.replace("_", " ") for c in comparisons}
-    starts = pd.to_datetime(weekly["week_start"])
-    t0 = starts.min() - pd.Timedelta(days=1)
-    t1 = starts.max() + pd.Timedelta(days=8)
-    in_period = [f for f in reported
-                 if pd.Timestamp(f.end) >= t0 and pd.Timestamp(f.start) <= t1]
+    repeats = {c.figure: c.repeats for c in comparisons}
+    weeks = sorted(weekly["week"].dropna().unique())
+    index = {w: i for i, w in enumerate(weeks)}
+    starts = {w: pd.Timestamp(s) for w, s in zip(weekly["week"], weekly["week_start"], strict=True)}
+    t0 = min(starts.values()) if starts else pd.Timestamp("1970-01-01")
+    t1 = max(starts.values()) + pd.Timedelta(days=7) if starts else t0
+
+    def at(day: pd.Timestamp) -> float:  # a date on the week axis (week i spans i - 0.5 .. i + 0.5)
+        return float((day - t0) / pd.Timedelta(days=7)) - 0.5
+
+    figures = [f for f, _ in one_per_figure(reported)]
+    in_period = [f for f in figures if pd.Timestamp(f.end) >= t0 and pd.Timestamp(f.start) < t1]
     nonzero = weekly[(weekly["estimate"].fillna(0) > 0) | (weekly["peak"].fillna(0) > 0)]
     panels = list(classes or _classes_with_data(
-        nonzero["class"], pd.Series([f.class_name for f in in_period if f.class_name != ANY])
-    ))
+        nonzero["class"], pd.Series([f.class_name for f in in_period if f.class_name != ANY])))
     if any(f.class_name == ANY for f in in_period):
         panels.append(ANY)
-    fig = Figure(figsize=(12, 3.2 * len(panels)), layout="constrained")
-    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    fig = Figure(figsize=(10, 2.9 * len(panels) + 1.0), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
+    dodge = 0.6 / max(len(zones), 1)
     for ax, cls in zip(axes, panels, strict=True):
         rows = weekly if cls == ANY else weekly[weekly["class"] == cls]
         for i, zone in enumerate(zones):
@@ -95,62 +123,71 @@ def weekly_figure(
             if z.empty:
                 continue
             if cls == ANY:
-                z = z.groupby("week_start", as_index=False)[["estimate", "low", "high", "peak"]].sum(
-                    min_count=1)
-            offset = pd.Timedelta(hours=14 * (i - (len(zones) - 1) / 2))
-            mid = pd.to_datetime(z["week_start"]) + pd.Timedelta(days=3.5) + offset
-            c = colours[zone]
+                z = z.groupby("week", as_index=False)[["estimate", "low", "high", "peak"]].sum(min_count=1)
+            x = z["week"].map(index).astype(float) + dodge * (i - (len(zones) - 1) / 2)
             est = z["estimate"].astype(float)
-            high = z["high"].astype(float).fillna(est)
-            yerr = np.vstack([(est - z["low"].astype(float)).clip(lower=0), (high - est).clip(lower=0)])
-            ax.errorbar(mid, est, yerr=yerr, fmt="o", color=c, capsize=4, lw=1.5,
-                        label=f"{zone}: estimate, unique cars in the week (90% interval)")
-            if cls != ANY:
-                ax.plot(mid, z["peak"], "v", color=c, mfc="white", ms=8,
-                        label=f"{zone}: peak snapshot of the week")
-        stacked: dict[pd.Timestamp, int] = {}
-        notes: dict[pd.Timestamp, list[tuple[float, str]]] = {}
+            c = colours[zone]
+            ax.vlines(x, z["low"].astype(float), z["high"].astype(float).fillna(est), color=c, alpha=0.25,
+                      lw=7, label=f"{zone}: 90% interval")
+            ax.plot(x, est, "o", color=c, ms=5, label=f"{zone}: estimate of unique cars in the week")
         for f in in_period:
             if f.class_name != cls:
                 continue
             lo, hi = f.bounds()
-            # A range is drawn at its last day inside the period; figures of one date side by side.
-            x = max(t0, min(t1, pd.Timestamp(f.end) + pd.Timedelta(hours=12)))
-            stacked[x] = stacked.get(x, -1) + 1
-            if f in verdicts:  # one label per date: "≈ 73: consistent", "≥ 73: …"
-                notes.setdefault(x, []).append(
-                    (f.count, f"{_QUALIFIER_SIGN[f.qualifier.value]} {f.count:g}: {verdicts[f]}"))
-            x = x + pd.Timedelta(hours=10 * stacked[x])
-            c = colours.get(f.zone, "black")
-            marker = "*" if f.quantity is Quantity.SNAPSHOT else "D"
-            hi_plot = hi if math.isfinite(hi) else f.count * 1.3
-            ax.errorbar([x], [f.count], yerr=[[f.count - lo], [hi_plot - f.count]], fmt=marker,
-                        color=c, mec="black", ms=11, capsize=4,
-                        label=f"reported {f.quantity.value} ({f.qualifier.value}), {f.zone}")
-        for x, lines in notes.items():
-            ax.annotate("\n".join(text for _, text in lines), (x, max(n for n, _ in lines)),
-                        xytext=(-12, 12), textcoords="offset points", ha="right", va="bottom",
-                        fontsize=7, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85})
-        title = "any rail car (classes summed)" if cls == ANY else cls
-        ax.set_title(f"{title}: weekly series")
+            x = at(pd.Timestamp(f.end) + pd.Timedelta(hours=12))
+            marker, words = _QUALIFIER_MARK[f.qualifier.value]
+            hi_plot = hi if math.isfinite(hi) else f.count * 1.25
+            ax.errorbar([x], [f.count], yerr=[[f.count - lo], [hi_plot - f.count]], fmt=marker, color="black",
+                        mfc="gold", ms=10, capsize=3, lw=1, label=f"reported figure: {words}")
+            quoted = ", ".join(r.qualifier.value.replace("_", " ") for r in repeats.get(f, ()))
+            note = f"{f.date_label}: {f.count:g} ({f.source.split(',')[0]})"
+            if f in verdicts:
+                note += f": {verdicts[f]}"
+            if quoted:
+                note += f"\nalso quoted as {quoted}"
+            ax.annotate(note, (x, f.count), xytext=(8, 8), textcoords="offset points", fontsize=7,
+                        bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0.5})
+        title = "any rail car (classes summed)" if cls == ANY else cls.replace("_", " ")
+        ax.set_title(title, loc="left", fontsize=10)
         ax.set_ylabel("rail cars")
-        ax.set_xlabel("week (UTC)")
-        ax.set_xlim(t0, t1)
         ax.set_ylim(bottom=0)
-        _date_axis(ax)
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles, strict=True))
-        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0))
-    outside = len(reported) - len(in_period)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(range(len(weeks)), weeks, rotation=0, fontsize=8)
+    axes[-1].set_xlim(-0.6, len(weeks) - 0.4)
+    axes[-1].set_xlabel("ISO week (UTC)")
+    _one_legend(fig, list(axes))
+    outside = len(figures) - len(in_period)
+    footer = [caption.text() if caption is not None else ""]
     if outside:
-        fig.text(0.01, 0.0, f"{outside} reported figure(s) fall outside this period "
-                 "(see comparison.csv)", fontsize=8, va="bottom")
+        footer.append(f"{outside} reported figure(s) outside this period: see comparison.csv")
+    fig.suptitle("Weekly series: unique cars per ISO week, with 90% intervals", fontsize=11)
+    if any(footer):
+        fig.text(0.01, 0.0, " · ".join(x for x in footer if x), fontsize=7, va="bottom", color="#444444")
+    if caption is not None and caption.simulated:
+        _stamp_simulated(fig)
     return fig
 
 
-def snapshot_figure(frames: pd.DataFrame, zones: Sequence[str]) -> Figure:
-    """Per class: the detector count of each scene per zone; ✕ on the axis: zone not observed."""
+def _one_legend(fig: Figure, axes: Sequence[Axes]) -> None:
+    """One legend for the whole figure, below it: each entry once, whatever panel drew it."""
+    handles: dict[str, Artist] = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    fig.legend(handles=list(handles.values()), labels=list(handles.keys()), loc="outside lower center",
+               ncols=3, fontsize=7, frameon=False)
+
+
+def _stamp_simulated(fig: Figure) -> None:
+    """SIMULATED across the picture, so that a copied PNG keeps the caveat."""
+    fig.text(0.5, 0.5, "SIMULATED IMAGERY", fontsize=42, color="#c00000", alpha=0.13, rotation=20,
+             ha="center", va="center", weight="bold")
+    fig.text(0.99, 0.995, "SIMULATED", fontsize=9, color="#c00000", ha="right", va="top", weight="bold")
+
+
+def snapshot_figure(frames: pd.DataFrame, zones: Sequence[str], caption: Caption | None = None) -> Figure:
+    """Per class: the detector count of each scene per zone, the line broken where a scene did
+    not observe the zone (✕ on the axis there: unknown, not zero); one legend below."""
     colours = zone_colours(zones)
     observed = frames[frames["count"].fillna(0) > 0]
     classes = _classes_with_data(observed["class"])
@@ -165,16 +202,23 @@ def snapshot_figure(frames: pd.DataFrame, zones: Sequence[str]) -> Figure:
                 continue
             t = pd.to_datetime(z["acquired"])
             seen = z["count"].notna()
-            ax.plot(t[seen], z["count"][seen], "o-", color=colours[zone], label=f"{zone}")
+            # NaN where unobserved: matplotlib breaks the line there instead of joining across it
+            ax.plot(t, z["count"].astype(float), "o-", color=colours[zone], label=f"{zone}")
             if (~seen).any():
-                ax.plot(t[~seen], np.full((~seen).sum(), 0.03), "x", color=colours[zone], ms=9,
+                k = list(zones).index(zone)
+                ax.plot(t[~seen], np.full((~seen).sum(), 0.03 + 0.05 * k), "x", color=colours[zone], ms=8,
                         mew=2, transform=edge, label=f"{zone}: not observed (cloud / outside)")
-        ax.set_title(f"{cls}: cars per scene (snapshot counts)")
+        ax.set_title(f"{cls.replace('_', ' ')}: cars per scene (snapshot counts)", loc="left", fontsize=10)
         ax.set_ylabel("rail cars in the zone")
         ax.set_xlabel("acquisition time (UTC)")
         ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
         _date_axis(ax)
-        ax.legend(fontsize=7, loc="upper left")
+    _one_legend(fig, list(axes))
+    if caption is not None:
+        fig.text(0.01, 0.0, caption.text(), fontsize=7, va="bottom", color="#444444")
+        if caption.simulated:
+            _stamp_simulated(fig)
     return fig
 
 
