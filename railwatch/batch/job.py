@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from railwatch.detect.observation import DetectorLike, Observation, observe_scene
 from railwatch.errors import RailwatchError, SceneError

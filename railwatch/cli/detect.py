@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -30,7 +31,10 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     features: list[dict[str, object]] = []
     used = 0
-    for image in images:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(images, unit="scene", desc="detect", disable=len(images) < 2, file=sys.stderr)
+    for image in bar:
         observed = observe_image(site_name, image, detector)
         if observed is None:
             continue
@@ -51,7 +55,8 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
                         f"{file_slug(zone.name, 'zone')}")  # as `count` names them
                 save_png(look.image, out / f"{name}{suffix}.png")
         counts = {z.name: int((dets.zone == z.name).sum()) for z in zones}
-        click.echo(f"{scene.name}: {len(dets)} cars " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        bar.write(f"{scene.name}: {len(dets)} cars " + " ".join(f"{k}={v}" for k, v in counts.items()),
+                  file=sys.stdout)
     (out / "detections.geojson").write_text(
         json.dumps({"type": "FeatureCollection", "features": features}) + "\n"
     )
