@@ -281,3 +281,48 @@ def test_the_manifest_gives_the_tuned_threshold_and_names_its_files(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(doc))
     with pytest.raises(ModelError, match=r"accuracy.conf 1.5"):
         ModelManifest.load(tmp_path)
+
+
+class _CountingNamer:
+    """A stand-in namer: every crop is a covered car with probability 0.8, except that a box
+    shorter than 12 m is "not a car"; it counts the crops it is asked to name."""
+
+    def __init__(self):
+        from railwatch.detect.crops import CropSpec
+        from railwatch.detect.namer import NamerSpec
+
+        self.spec = NamerSpec(CropSpec(), veto=0.5)
+        self.named = 0
+        self.calls = 0
+
+    def crops(self, image, corners_px, pixel_gsd):
+        from railwatch.detect.crops import box_axes
+
+        length = box_axes(corners_px)[2] * pixel_gsd if len(corners_px) else np.zeros(0)
+        return np.zeros((len(corners_px), 3, 4, 10), np.uint8), np.column_stack([length, length / 6])
+
+    def name_crops(self, crops, size):
+        from railwatch.detect.namer import Naming
+
+        self.calls += 1
+        self.named += len(crops)
+        n = len(crops)
+        probs = np.zeros((n, 6))
+        short = size[:, 0] < 12.0
+        probs[~short, 0], probs[~short, 5] = 0.8, 0.2
+        probs[short, 5] = 1.0
+        return Naming(np.zeros(n, np.int64), probs[:, 0], probs[:, 5], probs)
+
+
+def test_each_car_is_named_once_after_the_seams_are_merged_in_one_batch(tmp_path):
+    """Forty cars across chip seams (many seen whole by two chips): the namer names each kept
+    car once, in one batch for the pass, and its veto drops what it calls not a car."""
+    cars = _string_of_cars(40, 30.0, start=(60.0, 2300.0))
+    stub = _string_of_cars(1, 30.0, start=(1500.0, 300.0), length=8.0)  # "not a car" to the namer
+    all_cars = np.concatenate([cars, stub])
+    tile = _draw(_tile(int(all_cars[..., 1].max()) + 80, int(all_cars[..., 0].max()) + 80), all_cars)
+    namer = _CountingNamer()
+    det = Detector(_manifest(tmp_path), BlobBackend(), DetectorSettings(conf=0.3), namer=namer)
+    found = det.detect([tile], _region(tile))
+    assert len(found) == 40 and namer.calls == 1 and namer.named == 41  # once each, after merging
+    assert np.allclose(found.naming, 0.8) and (found.class_id == 0).all()

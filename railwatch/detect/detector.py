@@ -251,14 +251,10 @@ class Detector:
                 continue
             own = px[keep_own]
             class_id = boxes.class_id[keep][keep_own].astype(np.int64)
-            naming = np.full(len(own), np.nan)
             confidence = boxes.confidence[keep][keep_own]
-            if self.namer is not None:  # stage 2: the namer names each car from its own crop
-                named = self.namer.name(tile.array, own, tile.gsd)
-                car = named.not_a_car < self.namer.spec.veto
-                own, confidence = own[car], confidence[car]
-                class_id, naming = named.class_id[car], named.class_confidence[car]
-            out.append(_Boxes(tile.pixels_to_map(own), confidence, class_id, tile.scene, naming))
+            crops, size = (self.namer.crops(tile.array, own, tile.gsd) if self.namer is not None
+                           else (None, None))  # named once per car, after the seams are merged
+            out.append(_Boxes(tile.pixels_to_map(own), confidence, class_id, tile.scene, crops, size))
         return out
 
 
@@ -310,40 +306,51 @@ class DetectionPass:
         self._done = True
         self._found.extend(self._detector._run(self._pending))
         self._pending = []
-        return _merged(self._found, self._region, self._detector.settings.iou, self._crs)
+        return _merged(self._found, self._region, self._detector.settings.iou, self._crs,
+                       self._detector.namer)
 
 
 @dataclass(frozen=True, slots=True)
 class _Boxes:
-    """Boxes of one chip in map coordinates, before merging."""
+    """Boxes of one chip in map coordinates, before merging; with a namer, each box's canonical
+    crop and size, to be named after the merge."""
 
     corners: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
     scene: str
-    naming: np.ndarray
+    crops: np.ndarray | None = None
+    size: np.ndarray | None = None
 
 
-def _merged(found: list[_Boxes], region: BaseGeometry, iou: float, crs: CRS) -> Detections:
-    """All chips' boxes merged on rotated overlap, kept when centred in ``region``."""
+def _merged(found: list[_Boxes], region: BaseGeometry, iou: float, crs: CRS, namer: Namer | None = None
+            ) -> Detections:
+    """All chips' boxes merged on rotated overlap, kept when centred in ``region``, and then —
+    each car once, in one batch — named by ``namer``, which drops what it calls not a car."""
     if not found:
         return Detections.empty(crs)
     world = np.concatenate([f.corners for f in found])
+    if not len(world):
+        return Detections.empty(crs)
     confidence = np.concatenate([f.confidence for f in found])
     class_id = np.concatenate([f.class_id for f in found])
     scene = np.concatenate([np.full(len(f.confidence), f.scene, dtype=object) for f in found])
-    naming = np.concatenate([f.naming for f in found])
-    if not len(world):
-        return Detections.empty(crs)
     origin = world[0, 0]  # merge near the origin: rotated overlap in small numbers
     keep = merge_oriented(world - origin, confidence, iou)
-    world, confidence, class_id, scene = world[keep], confidence[keep], class_id[keep], scene[keep]
-    naming = naming[keep]
-    centre = world.mean(axis=1)
-    inside = shapely.contains_xy(region, centre[:, 0], centre[:, 1])
-    n = int(inside.sum())
-    return Detections(world[inside], class_id[inside], confidence[inside],
-                      np.full(n, None, dtype=object), scene[inside], crs, naming[inside])
+    centre = world[keep].mean(axis=1)
+    keep = keep[shapely.contains_xy(region, centre[:, 0], centre[:, 1])]
+    naming = np.full(len(keep), np.nan)
+    if namer is not None:
+        crops = np.concatenate([f.crops for f in found if f.crops is not None])[keep]
+        size = np.concatenate([f.size for f in found if f.size is not None])[keep]
+        named = namer.name_crops(crops, size)
+        car = named.not_a_car < namer.spec.veto
+        keep, naming = keep[car], named.class_confidence[car]
+        class_id = class_id.copy()
+        class_id[keep] = named.class_id[car]
+    n = len(keep)
+    return Detections(world[keep], class_id[keep], confidence[keep], np.full(n, None, dtype=object),
+                      scene[keep], crs, naming)
 
 
 def _in_own_part(centre: np.ndarray, tile: Tile) -> np.ndarray:

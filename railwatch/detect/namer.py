@@ -101,9 +101,20 @@ class Namer:
 
     def name(self, image: np.ndarray, corners_px: np.ndarray, pixel_gsd: float) -> Naming:
         """Name the boxes ``corners_px`` ``(n, 4, 2)`` (``(col, row)`` pixels) of ``image`` ``(3, H, W)``."""
+        return self.name_crops(*self.crops(image, corners_px, pixel_gsd))
+
+    def crops(self, image: np.ndarray, corners_px: np.ndarray, pixel_gsd: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The canonical crops ``(n, 3, rows, cols)`` uint8 of boxes ``corners_px`` of ``image``,
+        and their sizes ``(n, 2)`` (length, width in metres): what :meth:`name_crops` names. Cut
+        as soon as a box is found (a few kB each), so that the cars of a whole scene can be
+        named once, after the seams are merged, in one batch."""
         crops = canonical_crops(image, corners_px, pixel_gsd, self.spec.crop)
         length, width = (box_axes(corners_px)[2:] if len(corners_px) else (np.zeros(0), np.zeros(0)))
-        size = np.column_stack([length * pixel_gsd, width * pixel_gsd])
+        return crops, np.column_stack([length * pixel_gsd, width * pixel_gsd])
+
+    def name_crops(self, crops: np.ndarray, size: np.ndarray) -> Naming:
+        """Name canonical crops with their sizes (:meth:`crops`)."""
         probs = self.probabilities(crops, size).astype(np.float64)
         cars = probs[:, : len(CLASS_NAMES)]
         class_id = cars.argmax(axis=1) if len(cars) else np.zeros(0, dtype=np.int64)
