@@ -13,7 +13,13 @@ from shapely.geometry import Point, box
 
 from railwatch.imagery.scene import open_scene
 from railwatch.imagery.tile import PixelWindow, Tile
-from railwatch.report.quicklook import CLASS_COLOURS, busiest_squares, render, zone_quicklooks
+from railwatch.report.quicklook import (
+    CLASS_COLOURS,
+    QuicklookSettings,
+    busiest_squares,
+    render,
+    zone_quicklooks,
+)
 
 UTM = CRS.from_epsg(32652)
 
@@ -62,7 +68,7 @@ def test_zone_quicklooks_are_the_whole_zone_and_native_resolution_crops(tmp_path
     cars = [(cx - 20.2 * k, cy, "covered_car") for k in range(4)]
     zone = Point(cx, cy).buffer(80.0)
     found = boxes(cars, UTM, "s_20231005.tif").with_zones(["yard"], [zone])
-    looks = zone_quicklooks(scene, UTM, "yard", zone, found, {"yard": zone}, crops=3)
+    looks = zone_quicklooks(scene, UTM, "yard", zone, found, {"yard": zone}, QuicklookSettings(crops=3))
     assert [look.suffix for look in looks] == ["", "crop1"]  # one string of cars: one busy part
     assert looks[1].caption == "zone yard, busiest part 1"
     side = 150 / scene.native_gsd  # 150 m at the native ~0.4 m: 375 px, drawn 2×2 each

@@ -11,7 +11,7 @@ import click
 from railwatch.cli.options import ModelChoice, model_options, observe_image
 from railwatch.imagery.acquisition import TimeSource
 from railwatch.report.outputset import file_slug
-from railwatch.report.quicklook import save_png, zone_quicklooks
+from railwatch.report.quicklook import QuicklookSettings, save_png, zone_quicklooks
 
 
 @click.command("detect")
@@ -49,7 +49,7 @@ def detect(images: tuple[Path, ...], site_name: str | None, out: Path,
             if obs.coverage.get(zone.name, 0.0) == 0.0:
                 continue
             for look in zone_quicklooks(scene, site.crs, zone.name, zone.geometry, dets, outlines,
-                                        label=scene.name):
+                                        QuicklookSettings(label=scene.name)):
                 suffix = f"_{file_slug(look.suffix, 'part')}" if look.suffix else ""
                 name = (f"quicklook_{file_slug(Path(scene.name).stem, 'scene')}_"
                         f"{file_slug(zone.name, 'zone')}")  # as `count` names them

@@ -45,7 +45,15 @@ from railwatch.report.comparison import (
 from railwatch.report.outputset import OutputSet, file_slug
 from railwatch.report.plot import Caption, snapshot_figure, weekly_figure
 from railwatch.report.qgis import detections_style, review_style
-from railwatch.report.quicklook import CROP_SIDE_M, Quicklook, read_view, render, save_png, zone_quicklooks
+from railwatch.report.quicklook import (
+    CROP_SIDE_M,
+    Quicklook,
+    QuicklookSettings,
+    read_view,
+    render,
+    save_png,
+    zone_quicklooks,
+)
 from railwatch.report.reported import ANY, ReportedFigure
 from railwatch.report.review import review_features
 from railwatch.site import Site
@@ -300,8 +308,8 @@ def scene_quicklooks(
     if zone == ANY:  # every detection in a zone belongs to the union
         detections = detections.with_zones([ANY], [area])
     return zone_quicklooks(opened, inputs.site.crs, zone, area, detections, areas,
-                           label=f"{scene} ({_iso(counted.acquired)})", max_side=max_side,
-                           crops=crops, with_crops=with_crops)
+                           QuicklookSettings(label=f"{scene} ({_iso(counted.acquired)})",
+                                             max_side=max_side, crops=crops, with_crops=with_crops))
 
 
 def scene_quicklook(

@@ -38,6 +38,7 @@ __all__ = [
     "CROP_SIDE_M",
     "Bounds",
     "Quicklook",
+    "QuicklookSettings",
     "busiest_squares",
     "read_view",
     "render",
@@ -155,6 +156,19 @@ def busiest_squares(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class QuicklookSettings:
+    """How a zone's quicklooks are drawn: ``label`` heads the legend (e.g. the scene and its
+    time); the whole view at most ``max_side`` pixels; up to ``crops`` crops of ``crop_side_m``
+    at native resolution (none without ``with_crops``)."""
+
+    label: str = ""
+    max_side: int = 1600
+    crops: int = 3
+    crop_side_m: float = CROP_SIDE_M
+    with_crops: bool = True
+
+
 def zone_quicklooks(
     scene: Scene,
     crs: CRS,
@@ -162,17 +176,14 @@ def zone_quicklooks(
     area: BaseGeometry,
     detections: Detections,
     zones: Mapping[str, BaseGeometry],
-    label: str = "",
-    max_side: int = 1600,
-    crops: int = 3,
-    crop_side_m: float = CROP_SIDE_M,
-    with_crops: bool = True,
+    settings: QuicklookSettings | None = None,
 ) -> list[Quicklook]:
-    """The whole-zone view of ``area``, its busiest parts marked, and (``with_crops``) up to
-    ``crops`` crops of those parts at the scene's native resolution. ``detections`` (site CRS)
-    are every detection of the scene; ``zones`` the outlines to draw; ``label`` heads the legend
-    (e.g. the scene and its time)."""
-    head = f"{label} · " if label else ""
+    """The whole-zone view of ``area``, its busiest parts marked, and crops of those parts at
+    the scene's native resolution. ``detections`` (site CRS) are every detection of the scene;
+    ``zones`` the outlines to draw."""
+    s = settings or QuicklookSettings()
+    head = f"{s.label} · " if s.label else ""
+    max_side, crops, crop_side_m = s.max_side, s.crops, s.crop_side_m
     minx, miny, maxx, maxy = area.buffer(ZONE_MARGIN_M).bounds
     gsd = max(scene.native_gsd, max(maxx - minx, maxy - miny) / max_side)
     view = read_view(scene, crs, (minx, miny, maxx, maxy), gsd)
@@ -186,7 +197,7 @@ def zone_quicklooks(
     )]
     side_px = crop_side_m / scene.native_gsd
     zoom = max(1, min(4, int(1000 // side_px)))
-    for k, square in enumerate(squares if with_crops else [], start=1):
+    for k, square in enumerate(squares if s.with_crops else [], start=1):
         crop = read_view(scene, crs, square, scene.native_gsd)
         title = (f"{head}zone {zone}, busiest part {k} of {len(squares)}: {crop_side_m:.0f} m at "
                  f"the native {scene.native_gsd:.2f} m/px, each pixel drawn {zoom}×{zoom}")

@@ -190,7 +190,6 @@ def fit(
     out = Path(settings.out).resolve()
     run_dir = out / "run"
     last = run_dir / "weights" / "last.pt"
-    fine_tune = False
     if resume and not last.is_file():
         progress(f"railwatch train: {last} was never written (the run stopped in its first epoch): "
                  "starting the run again from its recorded settings")
@@ -198,25 +197,48 @@ def fit(
     if resume:
         for checkpoint in (last, run_dir / "weights" / "best.pt"):  # best.pt is packaged later
             if checkpoint.is_file():
-                check_checkpoint(checkpoint, recorded_checkpoint(run_dir, checkpoint.name),
-                                 trust_model)
-        base = last
+                check_checkpoint(checkpoint, recorded_checkpoint(run_dir, checkpoint.name), trust_model)
+        base, fine_tune = last, False
     else:
-        base = Path(settings.base)
-        fine_tune = (base / "manifest.json").is_file() or base.suffix == ".pt"
-        if settings.base in set(BaseName):  # a pretrained base, pinned by its sha256
-            base = fetch_base(settings.base, log=progress)
-            check_checkpoint(base, BASES[BaseName(settings.base)].sha256, trust_model)
-            fine_tune = True
-        elif (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
-            base = ModelManifest.load(base).verified_path(ModelFile.WEIGHTS, trust=trust_model)
-        elif base.suffix == ".pt":
-            check_checkpoint(base, None, trust_model)
+        base, fine_tune = _checked_base(settings, trust_model, progress)
         out.mkdir(parents=True, exist_ok=True)
         (out / SETTINGS_FILE).write_text(json.dumps(settings.recorded(), indent=2))
     ultralytics = import_ultralytics()
     model = ultralytics.YOLO(str(base)) if resume else ultralytics.YOLO(str(base), task="obb")
     model.add_callback("on_pretrain_routine_end", save_atomically)
+    model.add_callback("on_fit_epoch_end", _epoch_reporter(progress))
+    if resume:
+        try:
+            model.train(resume=True)
+        except AssertionError as exc:  # ultralytics: "... is finished, nothing to resume"
+            if "nothing to resume" not in str(exc):
+                raise
+            progress("railwatch train: every epoch had run; packaging the model")
+    else:
+        model.train(**_train_arguments(settings, out, fine_tune))
+    best = run_dir / "weights" / "best.pt"
+    return best if best.is_file() else last
+
+
+def _checked_base(settings: TrainSettings, trust_model: bool, progress: Callable[[str], None]
+                  ) -> tuple[Path, bool]:
+    """The weights a new run starts from, checked before anything is unpickled, and whether
+    the run fine-tunes them (a pretrained base, a model folder or a ``.pt``)."""
+    base = Path(settings.base)
+    if settings.base in set(BaseName):  # a pretrained base, pinned by its sha256
+        path = fetch_base(settings.base, log=progress)
+        check_checkpoint(path, BASES[BaseName(settings.base)].sha256, trust_model)
+        return path, True
+    if (base / "manifest.json").is_file():  # fine-tune a railwatch model folder
+        return ModelManifest.load(base).verified_path(ModelFile.WEIGHTS, trust=trust_model), True
+    if base.suffix == ".pt":
+        check_checkpoint(base, None, trust_model)
+        return base, True
+    return base, False  # an architecture (yaml): from scratch
+
+
+def _epoch_reporter(progress: Callable[[str], None]) -> Callable[[Any], None]:
+    """An ultralytics callback printing the epoch, the time so far and an ETA."""
     started = time.monotonic()
 
     def on_epoch_end(trainer: Any) -> None:
@@ -227,45 +249,23 @@ def fit(
         progress(f"railwatch train: epoch {done}/{total}, elapsed {elapsed / 60:.1f} min, "
                  f"ETA {eta / 60:.1f} min")
 
-    model.add_callback("on_fit_epoch_end", on_epoch_end)
-    if resume:
-        try:
-            model.train(resume=True)
-        except AssertionError as exc:  # ultralytics: "... is finished, nothing to resume"
-            if "nothing to resume" not in str(exc):
-                raise
-            progress("railwatch train: every epoch had run; packaging the model")
-    else:
-        data = combined_data_yaml([Path(d) for d in settings.datasets], out / "run-data.yaml")
-        model.train(
-            data=str(data),
-            epochs=settings.epochs,
-            imgsz=settings.imgsz,
-            batch=settings.batch,
-            seed=settings.seed,
-            deterministic=True,
-            workers=settings.workers,
-            device=settings.device or _auto_device(),
-            project=str(out),
-            name="run",
-            exist_ok=True,
-            patience=settings.patience,
-            close_mosaic=settings.close_mosaic,
-            time=settings.hours,
-            cache=settings.cache or False,
-            warmup_epochs=settings.warmup_epochs if settings.warmup_epochs is not None
-            else (0.0 if fine_tune else 3.0),
-            warmup_bias_lr=0.0 if fine_tune and settings.warmup_epochs is None else 0.1,
-            **_optimizer(settings, fine_tune),
-            plots=False,
-            amp=False,
-            verbose=False,
-            single_cls=settings.single_cls,
-            freeze=settings.freeze or None,
-            **settings.augment,
-        )
-    best = run_dir / "weights" / "best.pt"
-    return best if best.is_file() else last
+    return on_epoch_end
+
+
+def _train_arguments(settings: TrainSettings, out: Path, fine_tune: bool) -> dict[str, Any]:
+    """ultralytics' ``train`` arguments for a new run."""
+    data = combined_data_yaml([Path(d) for d in settings.datasets], out / "run-data.yaml")
+    warmup = settings.warmup_epochs if settings.warmup_epochs is not None else (0.0 if fine_tune else 3.0)
+    return {
+        "data": str(data), "epochs": settings.epochs, "imgsz": settings.imgsz, "batch": settings.batch,
+        "seed": settings.seed, "deterministic": True, "workers": settings.workers,
+        "device": settings.device or _auto_device(), "project": str(out), "name": "run", "exist_ok": True,
+        "patience": settings.patience, "close_mosaic": settings.close_mosaic, "time": settings.hours,
+        "cache": settings.cache or False, "warmup_epochs": warmup,
+        "warmup_bias_lr": 0.0 if fine_tune and settings.warmup_epochs is None else 0.1,
+        **_optimizer(settings, fine_tune), "plots": False, "amp": False, "verbose": False,
+        "single_cls": settings.single_cls, "freeze": settings.freeze or None, **settings.augment,
+    }
 
 
 def train_model(
