@@ -94,7 +94,6 @@ def weekly_figure(
     up to) and labelled with its verdict. One legend; a caption with the model and scenes, and
     SIMULATED stamped on the picture when the imagery is simulated.
     """
-    colours = zone_colours(zones)
     verdicts = {c.figure: c.verdict.value.replace("_", " ") for c in comparisons}
     repeats = {c.figure: c.repeats for c in comparisons}
     weeks = sorted(weekly["week"].dropna().unique())
@@ -115,43 +114,12 @@ def weekly_figure(
         panels.append(ANY)
     fig = Figure(figsize=(10, 2.9 * len(panels) + 1.0), layout="constrained")
     axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
-    dodge = 0.6 / max(len(zones), 1)
     for ax, cls in zip(axes, panels, strict=True):
-        rows = weekly if cls == ANY else weekly[weekly["class"] == cls]
-        for i, zone in enumerate(zones):
-            z = rows[rows["zone"] == zone]
-            if z.empty:
-                continue
-            if cls == ANY:
-                z = z.groupby("week", as_index=False)[["estimate", "low", "high", "peak"]].sum(min_count=1)
-            x = z["week"].map(index).astype(float) + dodge * (i - (len(zones) - 1) / 2)
-            est = z["estimate"].astype(float)
-            c = colours[zone]
-            ax.vlines(x, z["low"].astype(float), z["high"].astype(float).fillna(est), color=c, alpha=0.25,
-                      lw=7, label=f"{zone}: 90% interval")
-            ax.plot(x, est, "o", color=c, ms=5, label=f"{zone}: estimate of unique cars in the week")
+        _weekly_panel(ax, weekly if cls == ANY else weekly[weekly["class"] == cls], cls, zones, index)
         for f in in_period:
-            if f.class_name != cls:
-                continue
-            lo, hi = f.bounds()
-            x = at(pd.Timestamp(f.end) + pd.Timedelta(hours=12))
-            marker, words = _QUALIFIER_MARK[f.qualifier.value]
-            hi_plot = hi if math.isfinite(hi) else f.count * 1.25
-            ax.errorbar([x], [f.count], yerr=[[f.count - lo], [hi_plot - f.count]], fmt=marker, color="black",
-                        mfc="gold", ms=10, capsize=3, lw=1, label=f"reported figure: {words}")
-            quoted = ", ".join(r.qualifier.value.replace("_", " ") for r in repeats.get(f, ()))
-            note = f"{f.date_label}: {f.count:g} ({f.source.split(',')[0]})"
-            if f in verdicts:
-                note += f": {verdicts[f]}"
-            if quoted:
-                note += f"\nalso quoted as {quoted}"
-            ax.annotate(note, (x, f.count), xytext=(8, 8), textcoords="offset points", fontsize=7,
-                        bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0.5})
-        title = "any rail car (classes summed)" if cls == ANY else cls.replace("_", " ")
-        ax.set_title(title, loc="left", fontsize=10)
-        ax.set_ylabel("rail cars")
-        ax.set_ylim(bottom=0)
-        ax.grid(axis="y", alpha=0.3)
+            if f.class_name == cls:
+                _reported_mark(ax, f, at(pd.Timestamp(f.end) + pd.Timedelta(hours=12)), verdicts.get(f),
+                               repeats.get(f, ()))
     axes[-1].set_xticks(range(len(weeks)), weeks, rotation=0, fontsize=8)
     axes[-1].set_xlim(-0.6, len(weeks) - 0.4)
     axes[-1].set_xlabel("ISO week (UTC)")
@@ -166,6 +134,44 @@ def weekly_figure(
     if caption is not None and caption.simulated:
         _stamp_simulated(fig)
     return fig
+
+
+def _weekly_panel(ax: Axes, rows: pd.DataFrame, cls: str, zones: Sequence[str], index: dict[str, int]
+                  ) -> None:
+    """One class's panel: per zone, the weekly estimates (dots) before their 90% intervals (bands)."""
+    colours = zone_colours(zones)
+    dodge = 0.6 / max(len(zones), 1)
+    for i, zone in enumerate(zones):
+        z = rows[rows["zone"] == zone]
+        if z.empty:
+            continue
+        if cls == ANY:
+            z = z.groupby("week", as_index=False)[["estimate", "low", "high", "peak"]].sum(min_count=1)
+        x = z["week"].map(index).astype(float) + dodge * (i - (len(zones) - 1) / 2)
+        est = z["estimate"].astype(float)
+        ax.vlines(x, z["low"].astype(float), z["high"].astype(float).fillna(est), color=colours[zone],
+                  alpha=0.25, lw=7, label=f"{zone}: 90% interval")
+        ax.plot(x, est, "o", color=colours[zone], ms=5, label=f"{zone}: estimate of unique cars in the week")
+    title = "any rail car (classes summed)" if cls == ANY else cls.replace("_", " ")
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_ylabel("rail cars")
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _reported_mark(ax: Axes, f: ReportedFigure, x: float, verdict: str | None,
+                   repeats: Sequence[ReportedFigure]) -> None:
+    """A reported figure at its date: its qualifier's marker and range, its source and verdict."""
+    lo, hi = f.bounds()
+    marker, words = _QUALIFIER_MARK[f.qualifier.value]
+    hi_plot = hi if math.isfinite(hi) else f.count * 1.25
+    ax.errorbar([x], [f.count], yerr=[[f.count - lo], [hi_plot - f.count]], fmt=marker, color="black",
+                mfc="gold", ms=10, capsize=3, lw=1, label=f"reported figure: {words}")
+    note = f"{f.date_label}: {f.count:g} ({f.source.split(',')[0]})" + (f": {verdict}" if verdict else "")
+    if repeats:
+        note += "\nalso quoted as " + ", ".join(r.qualifier.value.replace("_", " ") for r in repeats)
+    ax.annotate(note, (x, f.count), xytext=(8, 8), textcoords="offset points", fontsize=7,
+                bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0.5})
 
 
 def _one_legend(fig: Figure, axes: Sequence[Axes]) -> None:

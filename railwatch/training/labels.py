@@ -320,7 +320,17 @@ def export_from_labels(
     if written["val"] == 0:
         raise RailwatchError("no validation chips were written; label more imagery")
     _write_chips(out, staged)
-    doc = {
+    totals["not_given"] = sum(1 for c in cars if c.scene is not None and c.scene not in given)
+    totals["skipped"] = len(skipped)
+    doc = _dataset_doc(out, images, labels, store, s, written, totals)
+    (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out / "data.yaml"
+
+
+def _dataset_doc(out: Path, images: Sequence[Path], labels: Path, store: Path | None, s: ChipSettings,
+                 written: dict[str, int], totals: dict[str, int]) -> dict[str, object]:
+    """The dataset's ``data.yaml``: the ultralytics layout, and what the analyst's file held."""
+    return {
         "path": str(out.resolve()),
         "train": "images/train",
         "val": "images/val",
@@ -338,11 +348,9 @@ def export_from_labels(
                     "(ultralytics single_cls) only; a five-class training drops these chips and the "
                     "namer leaves these cars out",
         },
-        "not_given": sum(1 for c in cars if c.scene is not None and c.scene not in given),
-        "skipped_features": len(skipped),
+        "not_given": totals["not_given"],
+        "skipped_features": totals["skipped"],
     }
-    (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return out / "data.yaml"
 
 
 def _image_chips(image: Path, cars: list[LabelledCar], s: ChipSettings, store: Path | None, split: str,
