@@ -414,23 +414,32 @@ def _markdown(
         parts.append(distant + "\n")
     for title, png in plots:
         parts.append(f"## {title}\n\n![{title}]({png})\n")
-    if quicklooks or skipped:
-        parts.append("## Quicklooks\n")
-        parts.append(
-            "Each scene and zone: the whole zone, then crops of its busiest parts (squares of "
-            f"{CROP_SIDE_M:.0f} m at the scene's native resolution, every pixel enlarged alike) to check "
-            "car by car. Boxes are coloured by class (legend under each image); zone outlines are "
-            "white.\n"
-        )
-        for heading, files in quicklooks:
-            parts.append(f"### {heading}\n")
-            parts += [f"![{caption}]({png})\n" for caption, png in files]
-        parts += [f"- no quicklook for {why}\n" for why in skipped]
-    elif not s.quicklooks:
-        parts.append("_Quicklooks are drawn only when the imagery is read (`railwatch count`)._\n")
+    parts += _quicklook_section(quicklooks, skipped, s)
     weekly = _weekly_csv(tables.weekly)
     busy = weekly[(weekly["peak"].fillna(0) > 0) | (weekly["estimate"].fillna(0) > 0)]
     parts += ["## Weekly series (zones and classes with cars)\n", _md_table(busy)]
+    parts += ["## Scenes\n", _md_table(_scene_table(counted))]
+    return "\n".join(parts)
+
+
+def _quicklook_section(quicklooks: list[tuple[str, list[tuple[str, str]]]], skipped: list[str],
+                       s: ReportSettings) -> list[str]:
+    if not (quicklooks or skipped):
+        return [] if s.quicklooks else [
+            "_Quicklooks are drawn only when the imagery is read (`railwatch count`)._\n"]
+    parts = ["## Quicklooks\n",
+             "Each scene and zone: the whole zone, then crops of its busiest parts (squares of "
+             f"{CROP_SIDE_M:.0f} m at the scene's native resolution, every pixel enlarged alike) to check "
+             "car by car. Boxes are coloured by class (legend under each image); zone outlines are "
+             "white.\n"]
+    for heading, files in quicklooks:
+        parts.append(f"### {heading}\n")
+        parts += [f"![{caption}]({png})\n" for caption, png in files]
+    return parts + [f"- no quicklook for {why}\n" for why in skipped]
+
+
+def _scene_table(counted: Sequence[SceneRecord]) -> pd.DataFrame:
+    """The scenes counted; the ``simulated`` column only where some may be simulated."""
     scenes = pd.DataFrame.from_records(
         [{"scene": r.name, "acquired": _iso(r.acquired) if r.acquired else "", "crs": r.crs,
           "gsd_m": round(r.gsd or math.nan, 3), "sha256": r.content_sha256[:16],
@@ -439,8 +448,7 @@ def _markdown(
     )
     if all(r.simulated is False for r in counted):  # real imagery: no word of simulation
         scenes = scenes.drop(columns="simulated")
-    parts += ["## Scenes\n", _md_table(scenes)]
-    return "\n".join(parts)
+    return scenes
 
 
 def _provenance_notes(counted: Sequence[SceneRecord]) -> list[str]:
