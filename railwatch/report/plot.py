@@ -174,6 +174,21 @@ def _reported_mark(ax: Axes, f: ReportedFigure, x: float, verdict: str | None,
                 bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0.5})
 
 
+def _reported_in(ax: Axes, figures: Sequence[ReportedFigure], window: tuple[pd.Timestamp, pd.Timestamp]
+                 ) -> list[float]:
+    """Mark the figures dated in ``window`` (★ snapshot, ◆ weekly); their counts."""
+    counts = []
+    for f in figures:
+        x = pd.Timestamp(f.end).tz_localize("UTC") + pd.Timedelta(hours=12)
+        if not window[0] <= x < window[1]:
+            continue
+        marker = "*" if f.quantity is Quantity.SNAPSHOT else "D"
+        ax.plot([x], [f.count], marker, color="gold", mec="black", ms=16,
+                label=f"reported {f.quantity.value}: {f.qualifier.value} {f.count:g}")
+        counts.append(f.count)
+    return counts
+
+
 def _one_legend(fig: Figure, axes: Sequence[Axes]) -> None:
     """One legend for the whole figure, below it: each entry once, whatever panel drew it."""
     handles: dict[str, Artist] = {}
@@ -271,16 +286,9 @@ def snapshot_vs_week_figure(
     ax.plot(t[seen], f["count"][seen], "o", color=colour, mec="black", ms=8,
             label="snapshot: detector count in one scene")
     top = float(np.nanmax([w["high"], w["peak"], f["count"].max(), 1.0]))
-    for fig_ in reported:
-        if fig_.zone != zone or fig_.class_name != class_name:
-            continue
-        x = pd.Timestamp(fig_.end).tz_localize("UTC") + pd.Timedelta(hours=12)
-        if not start - pd.Timedelta(days=3) <= x < end + pd.Timedelta(days=3):
-            continue
-        marker = "*" if fig_.quantity is Quantity.SNAPSHOT else "D"
-        ax.plot([x], [fig_.count], marker, color="gold", mec="black", ms=16,
-                label=f"reported {fig_.quantity.value}: {fig_.qualifier.value} {fig_.count:g}")
-        top = max(top, fig_.count)
+    window = (start - pd.Timedelta(days=3), end + pd.Timedelta(days=3))
+    shown = [r for r in reported if r.zone == zone and r.class_name == class_name]
+    top = max([top, *_reported_in(ax, shown, window)])
     ax.axvspan(start, end, color="grey", alpha=0.06, lw=0)
     ax.set_xlim(start - pd.Timedelta(days=3), end + pd.Timedelta(days=3))
     ax.set_ylim(0, top * 1.15)

@@ -230,13 +230,7 @@ def train_namer(
     gen = torch.Generator().manual_seed(settings.seed)
     net = base if base is not None else build_net(settings.widths)
     net.to(settings.device)
-    counts = np.bincount(labels, minlength=len(NAMER_LABELS)).astype(np.float64)
-    weight = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    weight = weight / (weight * counts).sum() * counts.sum()
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=torch.tensor(weight, dtype=torch.float32, device=settings.device),
-        label_smoothing=settings.label_smoothing,
-    )
+    loss_fn = _weighted_loss(labels, settings)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps = settings.epochs * math.ceil(len(images) / settings.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps, pct_start=0.15)
@@ -253,19 +247,15 @@ def train_namer(
             idx = order[i : i + settings.batch]
             if len(idx) < 2:
                 continue
-            x = _augment(x_all[idx].float(), gen).to(settings.device)
-            s = _size_jitter(s_all[idx], gen).to(settings.device)
-            y = y_all[idx].to(settings.device)
-            loss = loss_fn(net(x, s), y)
+            loss = loss_fn(net(_augment(x_all[idx].float(), gen).to(settings.device),
+                               _size_jitter(s_all[idx], gen).to(settings.device)),
+                           y_all[idx].to(settings.device))
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
-        net.cpu()
-        probs = predict_torch(net, *val[::2]) if len(val[0]) else np.zeros((0, len(NAMER_LABELS)))
-        acc = float((probs.argmax(1) == val[1]).mean()) if len(val[0]) else math.nan
-        net.to(settings.device)
+        acc = _held_out_accuracy(net, val, settings.device)
         row = {"epoch": epoch + 1, "loss": total / len(images), "val_accuracy": acc,
                "minutes": (time.perf_counter() - t0) / 60}
         history.append(row)
@@ -277,6 +267,30 @@ def train_namer(
     net.cpu().eval()
     return net, NamerTraining(settings, spec, len(images), len(val[0]), history, time.perf_counter() - t0,
                               base_name)
+
+
+def _held_out_accuracy(net: torch.nn.Module, val: tuple[np.ndarray, np.ndarray, np.ndarray],
+                       device: str) -> float:
+    """The share of held-out crops named right (NaN without any), the net back on ``device``."""
+    if not len(val[0]):
+        return math.nan
+    net.cpu()
+    probs = predict_torch(net, val[0], val[2])
+    net.to(device)
+    return float((probs.argmax(1) == val[1]).mean())
+
+
+def _weighted_loss(labels: np.ndarray, settings: NamerSettings) -> torch.nn.Module:
+    """Cross-entropy with classes weighted by the inverse square root of their frequency."""
+    import torch
+
+    counts = np.bincount(labels, minlength=len(NAMER_LABELS)).astype(np.float64)
+    weight = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    weight = weight / (weight * counts).sum() * counts.sum()
+    return torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(weight, dtype=torch.float32, device=settings.device),
+        label_smoothing=settings.label_smoothing,
+    )
 
 
 def export_onnx(net: torch.nn.Module, spec: CropSpec, path: Path) -> Path:
