@@ -216,13 +216,13 @@ def test_chip_labels_are_the_cars_only():
 def test_generic_yard_scene_truth_is_where_the_cars_are_drawn(monkeypatch):
     from rasterio.features import rasterize
 
-    import railwatch.simulate.yard as yard
+    import railwatch.simulate.yardpaint as yardpaint
 
     spec = YardScene(seed=5, size_m=90.0, sensor=CLEAN)
     scene = render_yard_scene(spec)
     assert scene.image.shape == (300, 300, 3) and scene.crs.to_epsg() == 32632
     assert len(scene.cars) >= 5
-    monkeypatch.setattr(yard, "paint_car", lambda *a, **k: None)  # the same scene, cars left out
+    monkeypatch.setattr(yardpaint, "paint_car", lambda *a, **k: None)  # the same scene, cars left out
     empty = render_yard_scene(spec)
     diff = np.abs(scene.image.astype(float) - empty.image.astype(float)).max(axis=-1)
     shapes = [shapely.Polygon(c.corners()) for c in scene.cars]
