@@ -24,7 +24,8 @@ import pandas as pd
 from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.detect.detector import load_detector
 from railwatch.detect.manifest import default_model_dir
-from railwatch.report.outputs import ReportSettings, load_inputs, write_report
+from railwatch.report.inputs import ReportSettings, load_inputs
+from railwatch.report.outputs import write_report
 from railwatch.report.reported import load_reported
 from railwatch.site import load_site
 from railwatch.store.database import Store

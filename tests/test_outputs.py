@@ -15,7 +15,7 @@ from fake_detector import FakeDetector
 from test_batch import LAT, LON, yard_cars
 
 from railwatch.cli import main
-from railwatch.report import outputs, outputset
+from railwatch.report import inputs, outputs, outputset
 from railwatch.site import load_site
 
 #: Every data file a count with rejections and quicklooks writes (run.json aside).
@@ -85,8 +85,8 @@ def test_a_failure_while_writing_leaves_every_file_whole_and_no_run_json(counted
     from railwatch.store.database import Store
 
     with Store(out / "railwatch.sqlite") as store, pytest.raises(OSError, match="No space left"):
-        outputs.write_report(out, outputs.load_inputs(store, load_reported()),
-                             outputs.ReportSettings(quicklooks=False))
+        outputs.write_report(out, inputs.load_inputs(store, load_reported()),
+                             inputs.ReportSettings(quicklooks=False))
     # No file was truncated or half written: each is its old self (or the new whole one).
     assert (out / "weekly.csv").read_bytes() == before["weekly.csv"]
     for name in DATA_FILES:

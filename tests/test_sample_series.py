@@ -21,7 +21,8 @@ from pyproj import Transformer
 from railwatch.batch.job import BatchSettings, run_batch
 from railwatch.classes import CLASSES
 from railwatch.detect.detections import Detections
-from railwatch.report.outputs import ReportSettings, load_inputs, write_report
+from railwatch.report.inputs import ReportSettings, load_inputs
+from railwatch.report.outputs import write_report
 from railwatch.report.reported import load_reported
 from railwatch.site import load_site
 from railwatch.store.database import Store

@@ -67,7 +67,8 @@ def count(
     """
     from railwatch.batch.job import BatchSettings, run_batch
     from railwatch.cli.options import build_detector
-    from railwatch.report.outputs import ReportSettings, load_inputs, write_report
+    from railwatch.report.inputs import ReportSettings, load_inputs
+    from railwatch.report.outputs import write_report
     from railwatch.report.reported import ReportedFiguresError, load_reported
     from railwatch.site import load_site
     from railwatch.store.database import DEFAULT_STORE_NAME, Store

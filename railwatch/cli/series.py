@@ -20,7 +20,8 @@ def series(db: Path, out: Path, reported: Path | None) -> None:
     Writes frames.csv, weekly.csv, comparison.csv, detections.geojson, the plots and report.md
     for the model and site of the store's latest run.
     """
-    from railwatch.report.outputs import ReportSettings, load_inputs, write_report
+    from railwatch.report.inputs import ReportSettings, load_inputs
+    from railwatch.report.outputs import write_report
     from railwatch.report.reported import ReportedFiguresError, load_reported
     from railwatch.store.database import Store
 

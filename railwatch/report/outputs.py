@@ -18,137 +18,34 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
-import shapely
 from matplotlib.figure import Figure
-from PIL import Image
-from shapely.geometry.base import BaseGeometry
 
-from railwatch.count.frames import DEFAULT_MIN_COVERAGE, CountedScene, frame_rows, frames_table
-from railwatch.count.weekly import SeriesSettings, weekly_frame, weekly_rows
+from railwatch.count.frames import CountedScene
 from railwatch.errors import SceneError
-from railwatch.imagery.scene import Scene, open_scene
-from railwatch.imagery.source import SceneSource
 from railwatch.report.comparison import (
-    Comparison,
-    ComparisonSettings,
     Verdict,
-    compare,
     comparison_table,
     distant_summary,
 )
+from railwatch.report.inputs import ReportInputs, ReportSettings, ReportTables, build_tables, iso_utc
 from railwatch.report.outputset import OutputSet, file_slug
+from railwatch.report.page import report_page
 from railwatch.report.plot import Caption, snapshot_figure, weekly_figure
 from railwatch.report.qgis import detections_style, review_style
 from railwatch.report.quicklook import (
     CROP_SIDE_M,
-    Quicklook,
-    QuicklookSettings,
-    read_view,
-    render,
     save_png,
-    zone_quicklooks,
 )
-from railwatch.report.reported import ANY, ReportedFigure
 from railwatch.report.review import review_features
-from railwatch.site import Site
-from railwatch.store.database import Store
-from railwatch.store.records import ModelRecord, RejectionRecord, RunRecord, SceneRecord, StoreError
+from railwatch.report.views import page_views, scene_quicklooks
+from railwatch.store.records import SceneRecord
 
-__all__ = ["ReportInputs", "ReportSettings", "ReportTables", "build_tables", "load_inputs",
-           "scene_quicklook", "scene_quicklooks", "write_report"]
-
-
-@dataclass(frozen=True, slots=True)
-class ReportSettings:
-    """What goes into the outputs and how they are computed."""
-
-    min_coverage: float = DEFAULT_MIN_COVERAGE
-    comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
-    quicklooks: bool = True
-    quicklook_max_side: int = 1600
-    #: Crops of the busiest parts of each quicklook's zone, at the scene's native resolution.
-    quicklook_crops: int = 3
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.min_coverage <= 1.0:
-            raise ValueError("min_coverage must be in (0, 1]")
-        if self.quicklook_max_side < 64:
-            raise ValueError("quicklook_max_side must be at least 64 pixels")
-        if self.quicklook_crops < 0:
-            raise ValueError("quicklook_crops must be non-negative")
-
-    @property
-    def series(self) -> SeriesSettings:
-        return SeriesSettings(min_coverage=self.min_coverage, z=self.comparison.z)
-
-
-@dataclass(frozen=True, slots=True)
-class ReportInputs:
-    """Everything a report is made of, read from a store."""
-
-    site: Site
-    model: ModelRecord
-    run: RunRecord
-    scenes: tuple[CountedScene, ...]
-    records: tuple[SceneRecord, ...]
-    rejections: tuple[RejectionRecord, ...]
-    figures: tuple[ReportedFigure, ...]
-
-    @property
-    def zones(self) -> list[str]:
-        return list(self.site.zone_names)
-
-
-@dataclass(frozen=True, slots=True)
-class ReportTables:
-    """The computed tables: frames, weekly, comparisons."""
-
-    frames: pd.DataFrame
-    weekly: pd.DataFrame
-    comparisons: tuple[Comparison, ...]
-
-
-def load_inputs(
-    store: Store,
-    figures: Sequence[ReportedFigure],
-    model_sha256: str | None = None,
-    site_name: str | None = None,
-) -> ReportInputs:
-    """Read a model's and site's scenes from the store (default: those of the latest run)."""
-    run = store.latest_run()
-    if run is None:
-        raise StoreError(f"{store.path}: the store holds no run yet; run `railwatch count` first")
-    model_sha256 = model_sha256 or run.model_sha256
-    site = store.site(site_name or run.site)
-    return ReportInputs(
-        site=site,
-        model=store.model(model_sha256),
-        run=run,
-        scenes=tuple(store.counted_scenes(model_sha256, site)),
-        records=tuple(store.scenes(model_sha256, site.name)),
-        rejections=tuple(store.rejections(model_sha256, site.name)),
-        figures=tuple(figures),
-    )
-
-
-def build_tables(inputs: ReportInputs, settings: ReportSettings | None = None) -> ReportTables:
-    """frames, weekly and comparison tables of the inputs."""
-    s = settings or ReportSettings()
-    zones = inputs.zones
-    rows = [r for c in inputs.scenes for r in frame_rows(c, zones, s.min_coverage)]
-    weeks = weekly_rows(inputs.scenes, zones, inputs.model.metrics, s.series,
-                        matrix=inputs.model.matrix)
-    comparisons = compare(
-        inputs.figures, rows, weeks, inputs.model.metrics, inputs.site.name, zones, s.comparison,
-        matrix=inputs.model.matrix,
-    )
-    return ReportTables(frames_table(rows), weekly_frame(weeks), tuple(comparisons))
+__all__ = ["write_report"]
 
 
 def write_report(
@@ -193,8 +90,15 @@ def write_report(
     quicklooks, skipped = (_quicklooks(outputs, inputs, tables, s) if s.quicklooks else ([], []))
     markdown = _markdown(inputs, tables, plots, quicklooks, skipped, s)
     put("report.md", lambda p: p.write_text(markdown, encoding="utf-8"))
+    counted = [r for r in inputs.records if r.status == "counted"]
+    page = report_page(
+        f"railwatch report: {inputs.site.name}", page_views(inputs, s), tables.weekly, tables.comparisons,
+        Caption(model=f"{inputs.model.name} (sha256 {inputs.model.sha256[:12]})", scenes=len(counted),
+                simulated=any(r.simulated for r in counted)),
+        [n for n in outputs.written if n.endswith((".csv", ".geojson", ".md"))])
+    put("report.html", lambda p: p.write_text(page, encoding="utf-8"))
     outputs.finish({
-        "run_id": inputs.run.id, "run_started": _iso(inputs.run.started), "site": inputs.site.name,
+        "run_id": inputs.run.id, "run_started": iso_utc(inputs.run.started), "site": inputs.site.name,
         "model_sha256": inputs.model.sha256, "model_name": inputs.model.name,
         "scenes_counted": len(inputs.scenes), "scenes_rejected": len(inputs.rejections),
     })
@@ -205,14 +109,10 @@ def _save(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=110, format="png")
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _frames_csv(frames: pd.DataFrame) -> pd.DataFrame:
     df = frames.copy()
     if not df.empty:
-        df["acquired"] = [_iso(pd.Timestamp(t).to_pydatetime()) for t in df["acquired"]]
+        df["acquired"] = [iso_utc(pd.Timestamp(t).to_pydatetime()) for t in df["acquired"]]
         df["count"] = df["count"].astype("Int64")
         df["coverage"] = df["coverage"].round(4)
     return df
@@ -232,7 +132,7 @@ def _write_geojson(path: Path, scenes: Sequence[CountedScene]) -> None:
         d = c.detections
         if not len(d):
             continue
-        features.extend(d.features(_iso(c.acquired)))
+        features.extend(d.features(iso_utc(c.acquired)))
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}),
                     encoding="utf-8")
 
@@ -267,70 +167,6 @@ def _quicklooks(
         made.append((f"{comp.scene}, zone {comp.figure.zone} (nearest scene to the figure of "
                      f"{comp.figure.date_label})", files))
     return made, skipped
-
-
-def _scene_and_zones(
-    inputs: ReportInputs, scene: str, zone: str
-) -> tuple[Scene, CountedScene, dict[str, BaseGeometry], BaseGeometry]:
-    """The counted scene opened from where the store last saw it, its counts, the zone outlines
-    and the area of ``zone`` (``ANY``: all zones)."""
-    rec = next((r for r in inputs.records if r.name == scene and r.status == "counted"), None)
-    counted = next((c for c in inputs.scenes if c.scene == scene), None)
-    if rec is None or counted is None:
-        names = ", ".join(sorted(c.scene for c in inputs.scenes)) or "none"
-        raise KeyError(f"{scene!r} is not a counted scene of this store (counted: {names})")
-    areas = {a.name: a.geometry for a in inputs.site.zone_areas()}
-    if zone != ANY and zone not in areas:
-        raise KeyError(f"zone {zone!r} is not one of {', '.join(areas)} or {ANY!r}")
-    source = SceneSource(rec.path, rec.name)  # a local path or a URL
-    if not source.remote and not Path(rec.path).is_file():
-        raise OSError(f"not found at {rec.path} (moved since it was counted)")
-    opened = open_scene(source, inputs.site.crs, inputs.site.aoi_local, require_time=False)
-    area = shapely.union_all(list(areas.values())) if zone == ANY else areas[zone]
-    return opened, counted, areas, area
-
-
-def scene_quicklooks(
-    inputs: ReportInputs,
-    scene: str,
-    zone: str = ANY,
-    max_side: int = 1600,
-    crops: int = 3,
-    with_crops: bool = True,
-) -> list[Quicklook]:
-    """A counted scene's whole-zone view (``ANY``: all zones) and crops of the zone's busiest
-    parts at the scene's native resolution, with the detections drawn
-    (:func:`~railwatch.report.quicklook.zone_quicklooks`). Reads the pixels from where the store
-    last saw the scene file; raises ``OSError`` when it has moved, ``KeyError`` for a scene or
-    zone the inputs do not hold."""
-    opened, counted, areas, area = _scene_and_zones(inputs, scene, zone)
-    detections = counted.detections
-    if zone == ANY:  # every detection in a zone belongs to the union
-        detections = detections.with_zones([ANY], [area])
-    return zone_quicklooks(opened, inputs.site.crs, zone, area, detections, areas,
-                           QuicklookSettings(label=f"{scene} ({_iso(counted.acquired)})",
-                                             max_side=max_side, crops=crops, with_crops=with_crops))
-
-
-def scene_quicklook(
-    inputs: ReportInputs,
-    scene: str,
-    zone: str = ANY,
-    max_side: int = 1600,
-    window: tuple[float, float, float, float] | None = None,
-) -> Image.Image:
-    """A counted scene around one zone (``ANY``: all zones) with its detections drawn: the
-    whole-zone view, or with ``window`` ``(minx, miny, maxx, maxy)`` in metres of the site CRS
-    that box at the scene's resolution (coarser if it would exceed ``max_side`` pixels).
-    Raises as :func:`scene_quicklooks`."""
-    if window is None:
-        return scene_quicklooks(inputs, scene, zone, max_side, with_crops=False)[0].image
-    opened, counted, areas, _ = _scene_and_zones(inputs, scene, zone)
-    minx, miny, maxx, maxy = window
-    gsd = max(opened.native_gsd, max(maxx - minx, maxy - miny) / max_side)
-    view = read_view(opened, inputs.site.crs, window, gsd)
-    return render(view, counted.detections, areas,
-                  title=f"{scene} ({_iso(counted.acquired)}) at {gsd:.2f} m/px")
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -393,13 +229,13 @@ def _markdown(
     parts = [
         f"# railwatch report: {inputs.site.name}\n",
         *_provenance_notes(counted),
-        f"Generated {_iso(datetime.now(UTC))}. Model `{m.name}` (sha256 `{m.sha256}`); measured "
+        f"Generated {iso_utc(datetime.now(UTC))}. Model `{m.name}` (sha256 `{m.sha256}`); measured "
         f"accuracy: {metrics}.{correction}"
         + (" No accuracy was measured for this model: intervals carry no detector error." if
            unmeasured else "") + "\n",
         f"Scenes counted: {len(counted)}; rejected: {len(inputs.rejections)} (see "
         "`rejected.csv`). Latest run: "
-        f"{_iso(inputs.run.started)}, railwatch {inputs.run.versions.get('railwatch', '?')}.\n",
+        f"{iso_utc(inputs.run.started)}, railwatch {inputs.run.versions.get('railwatch', '?')}.\n",
         _HOW_TO_READ.format(min_cov=s.min_coverage),
         "## Comparison with reported figures\n",
         _md_table(comparison_table(tables.comparisons)[
@@ -441,7 +277,7 @@ def _quicklook_section(quicklooks: list[tuple[str, list[tuple[str, str]]]], skip
 def _scene_table(counted: Sequence[SceneRecord]) -> pd.DataFrame:
     """The scenes counted; the ``simulated`` column only where some may be simulated."""
     scenes = pd.DataFrame.from_records(
-        [{"scene": r.name, "acquired": _iso(r.acquired) if r.acquired else "", "crs": r.crs,
+        [{"scene": r.name, "acquired": iso_utc(r.acquired) if r.acquired else "", "crs": r.crs,
           "gsd_m": round(r.gsd or math.nan, 3), "sha256": r.content_sha256[:16],
           "simulated": {True: "yes", False: "no", None: "unknown"}[r.simulated]} for r in counted],
         columns=["scene", "acquired", "crs", "gsd_m", "sha256", "simulated"],
