@@ -16,7 +16,9 @@ from test_batch import LAT, LON, yard_cars
 
 from railwatch.cli import main
 from railwatch.report import inputs, outputs, outputset
+from railwatch.report.inputs import build_tables, load_inputs
 from railwatch.site import load_site
+from railwatch.store.database import Store
 
 #: Every data file a count with rejections and quicklooks writes (run.json aside).
 DATA_FILES = ("detections.geojson", "frames.csv", "weekly.csv", "comparison.csv",
@@ -197,3 +199,34 @@ def test_count_on_a_folder_without_imagery_says_so_and_writes_nothing(tmp_path, 
                                        "--out", str(out), "--no-progress"])
     assert result.exit_code == 1 and "no imagery" in result.stderr and "nothing written" in result.stderr
     assert not (out / "run.json").exists() and not list(out.glob("*.csv"))
+
+
+def test_report_md_says_what_to_look_at_next(tmp_path, monkeypatch):
+    """Which image to request next: the weeks whose intervals are widest for want of scenes,
+    and a reported figure near the batch that no scene could test."""
+    from datetime import date
+
+    from railwatch.report.outputs import what_next
+    from railwatch.report.reported import Qualifier, Quantity, ReportedFigure
+
+    site_path = write_site(tmp_path / "site.geojson", LON, LAT)
+    site = load_site(site_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    for day in ("20231002", "20231009"):
+        write_scene(images / f"scene_{day}.tif", "EPSG:32652", LON, LAT)
+    monkeypatch.setattr("railwatch.cli.options.build_detector",
+                        lambda choice: FakeDetector(site.crs, yard_cars(site)))
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, ["count", str(images), "--site", str(site_path), "--out", str(out),
+                                     "--no-progress"]).exit_code == 0
+    report = (out / "report.md").read_text()
+    section = report.split("## What to look at next")[1].split("##")[0]
+    assert "the widest interval" in section and "another scene of that week narrows it most" in section
+    with Store(out / "railwatch.sqlite") as store:
+        zone = site.zone_names[0]
+        missing = ReportedFigure(date(2023, 10, 16), date(2023, 10, 16), site.name, zone, "covered_car", 9,
+                                 Qualifier.AT_LEAST, Quantity.SNAPSHOT, "an outlet")
+        tables = build_tables(load_inputs(store, [missing]))
+    (line, *_) = what_next(tables, site.name)
+    assert line.startswith("the 2023-10-16 figure (at least 9") and "within 3 days of 2023-10-16" in line

@@ -27,11 +27,7 @@ from matplotlib.figure import Figure
 
 from railwatch.count.frames import CountedScene
 from railwatch.errors import SceneError
-from railwatch.report.comparison import (
-    Verdict,
-    comparison_table,
-    distant_summary,
-)
+from railwatch.report.comparison import ComparisonSettings, Verdict, comparison_table, distant_summary
 from railwatch.report.inputs import ReportInputs, ReportSettings, ReportTables, build_tables, iso_utc
 from railwatch.report.outputset import OutputSet, file_slug
 from railwatch.report.page import report_page
@@ -248,6 +244,7 @@ def _markdown(
     parts.append(", ".join(f"{v.value}: {n}" for v, n in n_verdicts.items()) + "\n")
     if distant := distant_summary(tables.comparisons):
         parts.append(distant + "\n")
+    parts += ["## What to look at next\n", *[f"- {line}" for line in what_next(tables, inputs.site.name)], ""]
     for title, png in plots:
         parts.append(f"## {title}\n\n![{title}]({png})\n")
     parts += _quicklook_section(quicklooks, skipped, s)
@@ -256,6 +253,41 @@ def _markdown(
     parts += ["## Weekly series (zones and classes with cars)\n", _md_table(busy)]
     parts += ["## Scenes\n", _md_table(_scene_table(counted))]
     return "\n".join(parts)
+
+
+#: A reported figure is tested by a scene this close to its date (the comparison's window).
+NEXT_WEEKS = 3
+
+
+def what_next(tables: ReportTables, site: str) -> list[str]:
+    """Which images to request next: for each reported figure near the batch that no scene
+    could test, the place and dates a scene would have to show; the weeks whose intervals are
+    widest for want of scenes (one more image there narrows the series most)."""
+    lines = []
+    for c in tables.comparisons:
+        f = c.figure
+        if c.distant or c.verdict is not Verdict.NOT_OBSERVED or f.site != site:
+            continue
+        what = f"{f.qualifier.value.replace('_', ' ')} {f.count:g}, {f.zone}"
+        when = (f"inside {f.date_label}" if f.is_range
+                else f"within {ComparisonSettings().max_days_apart:g} days of {f.date_label}")
+        lines.append(f"the {f.date_label} figure ({what}) has no scene to test it "
+                     f"({c.note or 'none observed the zone'}): a scene of {f.zone} {when} would")
+    weekly = tables.weekly
+    if not weekly.empty:
+        w = weekly[weekly["estimate"].notna()].copy()
+        w["width"] = w["high"].astype(float) - w["low"].astype(float)
+        per_zone = w.groupby(["week", "zone"], as_index=False).agg(width=("width", "sum"),
+                                                                  n_scenes=("n_scenes", "max"))
+        for r in per_zone.sort_values("width", ascending=False).head(NEXT_WEEKS).itertuples(index=False):
+            lines.append(f"{r.week}, {r.zone}: the widest interval ({r.width:.0f} cars over the classes) "
+                         f"from {int(r.n_scenes)} scene(s); another scene of that week narrows it most")
+        unseen = weekly[weekly["estimate"].isna()][["week", "zone"]].drop_duplicates()
+        if len(unseen):
+            first = unseen.iloc[0]
+            lines.append(f"{len(unseen)} week × zone(s) have no observed scene at all (e.g. "
+                         f"{first['week']}, {first['zone']}): any scene there is new evidence")
+    return lines or ["every reported figure near these scenes was tested; no week lacks a scene"]
 
 
 def _quicklook_section(quicklooks: list[tuple[str, list[tuple[str, str]]]], skipped: list[str],
