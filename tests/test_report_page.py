@@ -56,6 +56,7 @@ def test_every_output_set_has_a_self_contained_report_page(counted):
     for table in ("frames.csv", "weekly.csv", "comparison.csv", "detections.geojson"):
         assert f'href=\\"{table}\\"' in page  # a link, in the page's (JSON-escaped) document
     assert "What changed" in page and "arrived" in page and "departed" in page
+    assert "What to look at next" in page and "the widest interval" in page
 
 
 @pytest.mark.slow

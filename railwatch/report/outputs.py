@@ -91,7 +91,8 @@ def write_report(
         f"railwatch report: {inputs.site.name}", page_views(inputs, s), tables.weekly, tables.comparisons,
         Caption(model=f"{inputs.model.name} (sha256 {inputs.model.sha256[:12]})", scenes=len(counted),
                 simulated=any(r.simulated for r in counted)),
-        [n for n in outputs.written if n.endswith((".csv", ".geojson", ".md"))])
+        [n for n in outputs.written if n.endswith((".csv", ".geojson", ".md"))],
+        what_next(tables, inputs.site.name))
     put("report.html", lambda p: p.write_text(page, encoding="utf-8"))
     outputs.finish({
         "run_id": inputs.run.id, "run_started": iso_utc(inputs.run.started), "site": inputs.site.name,

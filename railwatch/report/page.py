@@ -83,8 +83,10 @@ def report_page(
     comparisons: Sequence[Comparison],
     caption: Caption,
     files: Sequence[str],
+    next_steps: Sequence[str] = (),
 ) -> str:
-    """The page's HTML (Bokeh, inline resources: it opens with no network)."""
+    """The page's HTML (Bokeh, inline resources: it opens with no network); ``next_steps``: what
+    to look at next, one line each."""
     from bokeh.embed import file_html
     from bokeh.layouts import column
     from bokeh.models import TabPanel, Tabs
@@ -106,6 +108,9 @@ def report_page(
         parts += [Div(text="<h2>What changed</h2><p>Consecutive scenes of a zone, co-registered: each "
                            "car of the later scene stayed or arrived; cars of the earlier scene no "
                            "longer there departed.</p>"), Tabs(tabs=changes)]
+    if next_steps:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in next_steps)
+        parts.append(Div(text=f"<h2>What to look at next</h2><ul>{items}</ul>", sizing_mode="stretch_width"))
     parts += [Div(text="<h2>Weekly series</h2><p>Estimate of unique cars per ISO week (dots) with its 90% "
                        "interval (bars); reported figures as gold marks (hover for the source).</p>"),
               *_weekly_figures(weekly, comparisons)]
