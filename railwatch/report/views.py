@@ -72,7 +72,8 @@ def page_views(inputs: ReportInputs, s: ReportSettings) -> list[ZoneView]:
                 picture, crops = _pictures(opened, inputs.site.crs, bounds, area, cars)
             except (SceneError, OSError, KeyError):
                 pass  # the boxes alone
-        views.append(ZoneView(counted.scene, counted.acquired, zone, bounds, cars, picture, crops))
+        if picture is not None or len(cars):  # nothing to draw otherwise
+            views.append(ZoneView(counted.scene, counted.acquired, zone, bounds, cars, picture, crops))
     return views
 
 
