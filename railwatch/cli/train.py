@@ -46,7 +46,7 @@ from railwatch.training.run import Stage
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Epochs (default: 100 for a fine-tune on an analyst's labels, else 60).")
 @click.option("--hours", type=float, default=None,
-              help="Stop after this many hours; the epochs and learning-rate schedule fit in it "
+              help="Stop after the epoch that passes this many hours: a cap on --epochs, not a target "
                    "(default: 10 minutes for a fine-tune on an analyst's labels, else no limit).")
 @click.option("--chip", "--imgsz", "imgsz", type=click.IntRange(min=32), default=320, show_default=True,
               help="Chip side in pixels (as `railwatch dataset --chip`).")

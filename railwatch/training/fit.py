@@ -207,6 +207,8 @@ def fit(
     model = ultralytics.YOLO(str(base)) if resume else ultralytics.YOLO(str(base), task="obb")
     model.add_callback("on_pretrain_routine_end", save_atomically)
     model.add_callback("on_fit_epoch_end", _epoch_reporter(progress))
+    if settings.hours is not None:
+        model.add_callback("on_fit_epoch_end", _time_cap(settings.hours, progress))
     if resume:
         try:
             model.train(resume=True)
@@ -252,6 +254,21 @@ def _epoch_reporter(progress: Callable[[str], None]) -> Callable[[Any], None]:
     return on_epoch_end
 
 
+def _time_cap(hours: float, progress: Callable[[str], None]) -> Callable[[Any], None]:
+    """An ultralytics callback ending the run after the epoch that passes ``hours``: a cap, not
+    a target (ultralytics' own ``time`` stretches the epochs to fill the hours: 792 epochs of
+    one chip in a 10-minute fine-tune)."""
+    started = time.monotonic()
+
+    def on_epoch_end(trainer: Any) -> None:
+        if time.monotonic() - started > hours * 3600 and not trainer.stop:
+            progress(f"railwatch train: the {hours * 60:.0f}-minute budget is spent after epoch "
+                     f"{trainer.epoch + 1}; stopping")
+            trainer.stop = True
+
+    return on_epoch_end
+
+
 def _train_arguments(settings: TrainSettings, out: Path, fine_tune: bool) -> dict[str, Any]:
     """ultralytics' ``train`` arguments for a new run."""
     data = combined_data_yaml([Path(d) for d in settings.datasets], out / "run-data.yaml")
@@ -260,7 +277,7 @@ def _train_arguments(settings: TrainSettings, out: Path, fine_tune: bool) -> dic
         "data": str(data), "epochs": settings.epochs, "imgsz": settings.imgsz, "batch": settings.batch,
         "seed": settings.seed, "deterministic": True, "workers": settings.workers,
         "device": settings.device or _auto_device(), "project": str(out), "name": "run", "exist_ok": True,
-        "patience": settings.patience, "close_mosaic": settings.close_mosaic, "time": settings.hours,
+        "patience": settings.patience, "close_mosaic": settings.close_mosaic,
         "cache": settings.cache or False, "warmup_epochs": warmup,
         "warmup_bias_lr": 0.0 if fine_tune and settings.warmup_epochs is None else 0.1,
         **_optimizer(settings, fine_tune), "plots": False, "amp": False, "verbose": False,
