@@ -7,6 +7,7 @@ simulated analyst's corrections, one turn of the loop (dataset, fine-tune with t
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from railwatch.detect.detector import DetectorSettings, Runtime, load_detector
 from railwatch.detect.observation import observe_file
 from railwatch.simulate.yardscene import RenderedYard
 from railwatch.training.evaluate import Evaluation, evaluate_scene, merge_evaluations
-from railwatch.training.fit import TrainSettings, default_schedule, train_model
+from railwatch.training.fit import TrainSettings, default_freeze, default_schedule, train_model
 from railwatch.training.labels import ChipSettings, export_from_labels
 
 __all__ = ["LoopScore", "LoopTurn", "corrected_cars", "retrain_on_corrections", "score_on_scenes"]
@@ -103,9 +104,15 @@ def retrain_on_corrections(
     export_from_labels(list(images), labels, dataset,
                        ChipSettings(val_fraction=0.5 if len(images) > 1 else 0.2))
     schedule = default_schedule(fine_tune=True, analyst=True)
-    settings = TrainSettings(datasets=(str(dataset),), out=str(work / "model"), base=str(base),
+    datasets = [str(dataset)]
+    if schedule.replay:  # as `railwatch train` does: renders beside the few real chips
+        from railwatch.simulate.chips import export_yolo_obb
+
+        export_yolo_obb(work / "replay", schedule.replay, seed=7, workers=max(1, os.cpu_count() or 1))
+        datasets.append(str(work / "replay"))
+    settings = TrainSettings(datasets=tuple(datasets), out=str(work / "model"), base=str(base),
                              epochs=epochs or schedule.epochs, lr0=schedule.lr0, hours=schedule.hours,
-                             single_cls=True, workers=0)
+                             single_cls=True, workers=0, freeze=default_freeze(str(base)))
     cpu, wall = time.process_time(), time.monotonic()
     manifest = train_model(settings, progress=lambda m: None)
     turn = LoopTurn(len(corrections), (time.process_time() - cpu) / 60, (time.monotonic() - wall) / 60,

@@ -15,9 +15,8 @@ import yaml
 
 from railwatch.detect.manifest import ModelManifest, default_model_dir
 from railwatch.errors import RailwatchError
-from railwatch.training.bases import BASES, BaseName
 from railwatch.training.datasets import is_analyst_dataset
-from railwatch.training.fit import SETTINGS_FILE, TrainSettings, default_schedule, train_model
+from railwatch.training.fit import SETTINGS_FILE, TrainSettings, default_freeze, default_schedule, train_model
 
 __all__ = ["RECIPE_FILE", "DatasetError", "Stage", "TrainRequest", "one_class_reason", "run_training"]
 
@@ -139,14 +138,21 @@ def _started(request: TrainRequest, log: Callable[[str], None]) -> tuple[TrainSe
         gsd = _dataset_gsd(d)
         if gsd is not None and abs(gsd - request.gsd) > 1e-6:
             raise RailwatchError(f"{d}: chips are at {gsd} m but --gsd is {request.gsd} m")
+    schedule = default_schedule(fine_tune=request.base_model is not None,
+                                analyst=any(is_analyst_dataset(d) for d in datasets))
+    if schedule.replay and request.n_simulated == 0:  # a few real chips, and renders not to forget
+        from railwatch.simulate.chips import export_yolo_obb
+
+        replay = out / "data-replay"
+        log(f"rendering {schedule.replay} simulated chips to replay beside the analyst's ({replay}) ...")
+        export_yolo_obb(replay, schedule.replay, gsd=request.gsd, chip=request.imgsz, seed=request.seed + 7,
+                        workers=max(1, (os.cpu_count() or 1)))
+        datasets.append(replay.resolve())
     why = one_class_reason(request, datasets)
     if why is not None:
         log(f"training a one-class finder ({why}); the namer names each car's kind")
-    schedule = default_schedule(fine_tune=request.base_model is not None,
-                                analyst=any(is_analyst_dataset(d) for d in datasets))
     base = request.pretrained or (str(request.base_model.resolve()) if request.base_model else request.arch)
-    frozen = (request.freeze if request.freeze is not None
-              else BASES[BaseName(request.pretrained)].backbone_layers if request.pretrained else 0)
+    frozen = request.freeze if request.freeze is not None else default_freeze(base)
     settings = TrainSettings(
         datasets=tuple(str(d) for d in datasets), out=str(out.resolve()), base=base,
         epochs=request.epochs or schedule.epochs, imgsz=request.imgsz, gsd=request.gsd,
