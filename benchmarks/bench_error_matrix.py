@@ -45,11 +45,11 @@ SEASONS = tuple(Season)
 FIRST_SEED = 100
 
 
-def scene_plan(n: int) -> list[tuple[int, float, Season, Density]]:
+def scene_plan(n: int, first_seed: int = FIRST_SEED) -> list[tuple[int, float, Season, Density]]:
     """``n`` (seed, gsd, season, density) combinations cycling through every value."""
     densities = (Density.MEDIUM, Density.DENSE)
     return [
-        (FIRST_SEED + i, GSDS[i % len(GSDS)], SEASONS[(i // 2) % len(SEASONS)], densities[i % 2])
+        (first_seed + i, GSDS[i % len(GSDS)], SEASONS[(i // 2) % len(SEASONS)], densities[i % 2])
         for i in range(n)
     ]
 

@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_error_matrix import GSDS, SEASONS, YARD_BOX
+from bench_error_matrix import YARD_BOX, scene_plan
 from common import markdown_table, score
-from simscenes import Density, benchmark_site, render_to_file, scene_time
+from simscenes import benchmark_site, render_to_file, scene_time
 
 from railwatch.detect.detector import DetectorSettings, Runtime, load_detector
 from railwatch.detect.manifest import default_model_dir
@@ -47,10 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     region = site.counting_region()
     found_all = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.scenes):
-            seed, gsd = FIRST_SEED + i, GSDS[i % len(GSDS)]
-            season = SEASONS[(i // 2) % len(SEASONS)]
-            density = (Density.MEDIUM, Density.DENSE)[i % 2]
+        for seed, gsd, season, density in scene_plan(args.scenes, FIRST_SEED):
             spec = SceneSpec(at=scene_time(season), gsd=gsd, cloud_fraction=0.0, haze=0.05, season=season,
                              seed=seed)
             path = Path(tmp) / f"scene_{seed}.tif"

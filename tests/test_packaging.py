@@ -26,6 +26,23 @@ def _strings(doc: object) -> list[str]:
     return [doc] if isinstance(doc, str) else []
 
 
+def _wheel(tmp_path: Path) -> Path:
+    """A wheel built from a copy of the checkout (so that it gets no build/ or egg-info)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    for folder in ("railwatch", "models"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "--no-index", "-q", "-w", str(wheels), str(src)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = wheels.glob("railwatch-*.whl")
+    return wheel
+
+
 def test_the_shipped_manifest_holds_no_absolute_path():
     doc = json.loads((ROOT / "models" / "manifest.json").read_text())
     absolute = [s for s in _strings(doc) if s.startswith(("/", "~")) or s[1:3] in (":\\", ":/")]
@@ -36,21 +53,7 @@ def test_the_shipped_manifest_holds_no_absolute_path():
 
 
 def test_the_wheel_ships_the_model_and_an_installed_copy_finds_it(tmp_path):
-    # Build from a copy, so that the checkout gets no build/ or egg-info.
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy2(ROOT / name, src / name)
-    for folder in ("railwatch", "models"):
-        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    wheels = tmp_path / "wheels"
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-q", "-w", str(wheels), str(src)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    [wheel] = wheels.glob("railwatch-*.whl")
+    wheel = _wheel(tmp_path)
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         assert {f"railwatch/models/{f}" for f in MODEL_FILES} <= names
@@ -101,18 +104,7 @@ def test_a_wheel_installed_without_torch_or_ultralytics_counts_a_sample_scene(tm
     `railwatch train` says which extra to install."""
     import venv
 
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy2(ROOT / name, src / name)
-    for folder in ("railwatch", "models"):
-        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    wheels = tmp_path / "wheels"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "--no-index", "-q", "-w", str(wheels), str(src)],
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stdout + built.stderr
-    [wheel] = wheels.glob("railwatch-*.whl")
+    wheel = _wheel(tmp_path)
     env_dir = tmp_path / "light"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
