@@ -64,8 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sparse-side", type=int, default=200_000,
                    help="Side in pixels of the sparse GeoTIFF of the bad-input table.")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "reliability")
-    p.add_argument("--only", nargs="+", choices=["kill", "concurrent", "bad"],
-                   default=["kill", "concurrent", "bad"])
+    p.add_argument("--only", nargs="+", choices=["kill", "concurrent", "bad", "train"],
+                   default=["kill", "concurrent", "bad", "train"])
     return p.parse_args(argv)
 
 
@@ -473,6 +473,64 @@ def _write_sparse(good: Path, path: Path, side: int) -> None:
 # --- report ------------------------------------------------------------------------------------
 
 
+def train_kills(work: Path, n: int, rng: random.Random) -> dict[str, object]:
+    """kill -9 of a tiny `railwatch train` (8 simulated 160 px chips, 3 epochs) at random
+    moments from start-up to packaging, then `railwatch train --out OUT --resume`: exit code,
+    a traceback or not, and whether the manifest's sha256 match the model's files."""
+    from railwatch.detect.manifest import ModelManifest
+    from railwatch.errors import RailwatchError
+    from railwatch.simulate.chips import export_yolo_obb
+
+    chips = work / "train-chips"
+    if not chips.is_dir():
+        export_yolo_obb(chips, 8, gsd=0.3, chip=160, seed=4, val_fraction=0.25)
+    args = ["train", "--data", str(chips), "--epochs", "3", "--imgsz", "160", "--batch", "4",
+            "--workers", "0"]
+    cache = str(work / "train-cache")
+    t0 = time.perf_counter()
+    ref = _railwatch([*args, "--out", str(work / "train-ref")], work / "train-ref.log", RAILWATCH_CACHE=cache)
+    _wait(ref)
+    reference_s = round(time.perf_counter() - t0, 1)
+    trials = []
+    for k in range(n):
+        out = work / f"train-{k}"
+        shutil.rmtree(out, ignore_errors=True)
+        at = round(rng.uniform(1.0, reference_s * 1.05), 1)
+        proc = _railwatch([*args, "--out", str(out)], work / f"train-{k}.log", RAILWATCH_CACHE=cache)
+        try:
+            proc.wait(timeout=at)
+            killed = False
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed = True
+        weights = sorted(p.name for p in (out / "run" / "weights").glob("*.pt")) if out.is_dir() else []
+        log = work / f"train-{k}-resume.log"
+        code, _ = _wait(_railwatch(["train", "--out", str(out), "--resume"], log, RAILWATCH_CACHE=cache))
+        text = log.read_text(encoding="utf-8", errors="replace")
+        try:
+            manifest = ModelManifest.load(out)
+            for kind in manifest.files:
+                manifest.verified_path(kind)
+            whole = "yes"
+        except (RailwatchError, OSError, ValueError) as exc:
+            whole = f"no: {exc}"
+        trials.append({"trial": k + 1, "killed_at_s": at, "killed": killed,
+                       "checkpoints_at_kill": weights, "resume_exit": code,
+                       "traceback": "Traceback" in text, "manifest_matches_files": whole,
+                       "resume_said": _last_word(text)})
+        print(trials[-1], flush=True)
+    return {"reference_seconds": reference_s, "command": " ".join(["railwatch", *args, "--out", "OUT"]),
+            "trials": trials}
+
+
+def _last_word(log: str) -> str:
+    """The last line railwatch itself printed (not ultralytics' output)."""
+    ours = ("railwatch", "model written", "Error")
+    said = [ln.strip()[:120] for ln in log.splitlines() if ln.startswith(ours)]
+    return said[-1] if said else ""
+
+
 def markdown(doc: dict[str, object]) -> str:
     parts = []
     m = doc["machine"]
@@ -521,6 +579,18 @@ def markdown(doc: dict[str, object]) -> str:
                          "; ".join(extra) or "", "yes" if r["traceback"] else "no"))
         parts.append(markdown_table(["input", "exit", "message (first line)", "peak MiB", "s",
                                      "also", "traceback"], rows))
+    if "train" in doc:
+        t = doc["train"]
+        parts.append(f"\nkill -9 of `{t['command']}` at random moments (an uninterrupted run took "
+                     f"{t['reference_seconds']} s, packaging included), then "
+                     "`railwatch train --out OUT --resume`:\n")
+        parts.append(markdown_table(
+            ["trial", "killed at (s)", "checkpoints at the kill", "resume exit", "traceback",
+             "manifest sha256 match the files", "resume said"],
+            [(r["trial"], r["killed_at_s"] if r["killed"] else f"{r['killed_at_s']}: it had finished",
+              ", ".join(r["checkpoints_at_kill"]) or "none", r["resume_exit"],
+              "yes" if r["traceback"] else "no", r["manifest_matches_files"], f"`{r['resume_said']}`")
+             for r in t["trials"]]))
     return "\n".join(parts) + "\n"
 
 
@@ -541,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         print(doc["concurrent"], flush=True)
     if "bad" in args.only:
         doc["bad"] = bad_inputs(work, scenes[0], args.sparse_side)
+    if "train" in args.only:
+        doc["train"] = train_kills(work, args.trials, rng)
     write_json(args.out / "reliability.json", doc)
     (args.out / "reliability.md").write_text(markdown(doc), encoding="utf-8")
     print((args.out / "reliability.md").read_text())

@@ -21,6 +21,7 @@ import shapely
 from shapely.geometry import LineString, MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
+from railwatch.simulate.crops import hard_case
 from railwatch.simulate.export import write_cog
 from railwatch.simulate.ground import Season
 from railwatch.simulate.scenario import Scenario, ScenarioError, SceneSpec, parse_scenario
@@ -188,14 +189,20 @@ class SimScene:
     true_corners: np.ndarray
     true_class: np.ndarray
     hidden: np.ndarray
+    hard: np.ndarray | None = None
+    sun_elevation: float = float("nan")
 
     def truth_in(self, region: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
         """Corners and classes of the visible cars whose centre lies in ``region``."""
+        inside = self.visible_in(region)
+        return self.true_corners.reshape(-1, 4, 2)[inside], self.true_class[inside]
+
+    def visible_in(self, region: BaseGeometry) -> np.ndarray:
+        """Which cars are visible with their centre in ``region`` (a boolean mask)."""
         if len(self.true_corners) == 0:
-            return self.true_corners.reshape(0, 4, 2), self.true_class
+            return np.zeros(0, dtype=bool)
         centre = self.true_corners.mean(axis=1)
-        inside = shapely.contains_xy(region, centre[:, 0], centre[:, 1]) & ~self.hidden
-        return self.true_corners[inside], self.true_class[inside]
+        return np.asarray(shapely.contains_xy(region, centre[:, 0], centre[:, 1]) & ~self.hidden)
 
 
 def render_to_file(site: Site, spec: SceneSpec, density: Density, path: Path, world_seed: int = 0,
@@ -211,4 +218,5 @@ def render_to_file(site: Site, spec: SceneSpec, density: Density, path: Path, wo
     corners = np.array([c.corners() for c in cars], dtype=float).reshape(-1, 4, 2)
     classes = np.array([c.car.cls.class_id for c in cars], dtype=np.int64)
     hidden = np.array([under_cloud(rendered, c.centre) for c in cars], dtype=bool)
-    return SimScene(path, site, spec, corners, classes, hidden)
+    hard = np.array([hard_case(c, rendered.sun.elevation_deg) for c in cars], dtype=np.int64)
+    return SimScene(path, site, spec, corners, classes, hidden, hard, rendered.sun.elevation_deg)

@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ from shapely.geometry import LineString, MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from railwatch.errors import BadSiteError
+from railwatch.sun import solar_position
 
 __all__ = [
     "AreaKind",
@@ -196,6 +198,11 @@ class Site:
     def to_local(self, geom: BaseGeometry) -> BaseGeometry:
         """Reproject an EPSG:4326 geometry into the site's local CRS."""
         return _reproject(geom, Transformer.from_crs("EPSG:4326", self.crs.to_wkt(), always_xy=True))
+
+    def sun_elevation(self, when: datetime) -> float:
+        """The sun's elevation (°) over the centre of the aoi at ``when`` (timezone-aware)."""
+        c = self.aoi.centroid
+        return solar_position(c.y, c.x, when).elevation_deg
 
     def to_lonlat(self, geom: BaseGeometry) -> BaseGeometry:
         """Reproject a local-CRS geometry into EPSG:4326."""

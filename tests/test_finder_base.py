@@ -145,3 +145,22 @@ def test_train_finder_from_a_base_makes_a_one_class_finder_that_keeps_the_namer(
     detector = load_detector(out)  # the ONNX head has one score row; the namer names
     found = detector.backend.predict(np.stack([_chip(5)[:160, :160]]), 0.001, 0.5)
     assert set(found[0].class_id.tolist()) <= {0}
+
+
+def test_each_base_serves_its_own_stage():
+    """The ImageNet MobileNetV2 is the namer's base, the DOTA YOLOv8n-OBB the finder's: asking
+    for either at the other stage is a usage error before anything is fetched."""
+    from pathlib import Path
+
+    from railwatch.training.bases import BASES, BaseName
+    from railwatch.training.run import Stage, TrainRequest
+
+    mobilenet = BASES[BaseName.IMAGENET_MOBILENET_V2]
+    assert mobilenet.stage == "namer" and mobilenet.sha256.startswith("b0353104")  # torchvision's name
+    assert BASES[BaseName.DOTA_YOLOV8N_OBB].stage == "finder"
+    with pytest.raises(ValueError, match="base for the namer"):
+        TrainRequest(stage=Stage.FINDER, out=Path("m"), pretrained="imagenet-mobilenet-v2")
+    with pytest.raises(ValueError, match="base for the finder"):
+        TrainRequest(stage=Stage.NAMER, out=Path("m"), pretrained="dota-yolov8n-obb")
+    TrainRequest(stage=Stage.NAMER, out=Path("m"), pretrained="imagenet-mobilenet-v2",
+                 base_model=Path("models"))

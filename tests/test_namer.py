@@ -166,3 +166,83 @@ def test_scenes_that_disagree_widen_the_interval_beyond_the_binomial():
     assert differ.sd > 1.5 * same.sd
     with pytest.raises(ValueError):
         ErrorMatrix(pooled, per_scene=alike[:1])  # does not sum to the counts
+
+
+def test_mobilenet_namer_saves_loads_and_exports_like_torch(tmp_path):
+    """The ImageNet-grown namer: its frozen first blocks stay in eval mode while it trains, its
+    saved state loads back as the same network (weights only), and ONNX agrees with torch."""
+    pytest.importorskip("torchvision")
+    import torch
+
+    from railwatch.detect.namer import Namer, NamerSpec
+    from railwatch.training.namer import (
+        MOBILENET_FROZEN,
+        build_mobilenet,
+        export_onnx,
+        load_state,
+        predict_torch,
+        save_state,
+    )
+
+    torch.manual_seed(1)
+    spec = CropSpec()
+    net = build_mobilenet()  # no ImageNet file in tests: random weights, same graph
+    net.train()
+    assert not any(net.features[i].training for i in range(MOBILENET_FROZEN))
+    assert net.features[MOBILENET_FROZEN].training
+    assert not any(p.requires_grad for p in net.features[:MOBILENET_FROZEN].parameters())
+    net.eval()
+    save_state(net, tmp_path / "namer.pt", spec, (0, 0, 0, 0), "mobilenet_v2")
+    again = load_state(tmp_path / "namer.pt")
+    rng = np.random.default_rng(2)
+    rows, cols = spec.shape
+    crops = rng.integers(0, 256, (5, 3, rows, cols), dtype=np.uint8)
+    sizes = np.column_stack([rng.uniform(10, 22, 5), rng.uniform(2.8, 3.4, 5)]).astype(np.float32)
+    before = predict_torch(net, crops, sizes)
+    np.testing.assert_allclose(predict_torch(again, crops, sizes), before, atol=1e-6)
+    path = export_onnx(again, spec, tmp_path / "namer.onnx")
+    from_onnx = Namer(path, NamerSpec(spec)).probabilities(crops, sizes)
+    np.testing.assert_allclose(from_onnx, predict_torch(net, crops, sizes), atol=1e-4)
+
+
+def test_mobilenet_namer_refuses_imagenet_weights_that_are_not_the_pinned_file(tmp_path):
+    pytest.importorskip("torchvision")
+    from railwatch.errors import RailwatchError
+    from railwatch.training.namer import build_mobilenet
+
+    fake = tmp_path / "mobilenet_v2-b0353104.pth"
+    fake.write_bytes(b"not the weights")
+    with pytest.raises(RailwatchError, match="not torchvision's MobileNetV2"):
+        build_mobilenet(fake)
+
+
+def test_a_scene_is_corrected_by_its_own_conditions_matrix_when_it_was_measured_on_enough_cars():
+    from railwatch.count.errormatrix import MIN_CONDITION_CARS, SceneCondition
+
+    k = len(CLASS_NAMES) + 1
+    good = np.zeros((k, k))
+    good[np.arange(k - 1), np.arange(k - 1)] = 100.0  # finds every car, names it right
+    poor = good.copy()
+    poor[-1, 0] = 100.0  # misses half the covered cars
+    scenes_good = np.stack([good / 4] * 4)
+    scenes_poor = np.stack([poor / 4] * 4)
+    low_sun = SceneCondition((0.0, 0.6), (-90.0, 30.0))
+    high_sun = SceneCondition((0.0, 0.6), (30.0, 90.5))
+    pooled = ErrorMatrix(good + poor, per_scene=np.concatenate([scenes_good, scenes_poor]),
+                         by_condition=((high_sun, ErrorMatrix(good, per_scene=scenes_good)),
+                                       (low_sun, ErrorMatrix(poor, per_scene=scenes_poor))))
+    assert good[:, : k - 1].sum() >= MIN_CONDITION_CARS
+    detected = [50.0, 0, 0, 0, 0]
+    at_noon = pooled.for_scene(0.5, 45.0).correct(detected)["covered_car"].estimate
+    in_winter = pooled.for_scene(0.5, 20.0).correct(detected)["covered_car"].estimate
+    unknown = pooled.for_scene(float("nan"), 20.0).correct(detected)["covered_car"].estimate
+    assert at_noon == pytest.approx(50.0) and in_winter == pytest.approx(100.0)
+    assert unknown == pytest.approx(pooled.correct(detected)["covered_car"].estimate)  # the pooled one
+    assert pooled.for_scene(0.7, 45.0) is pooled  # no matrix for 0.7 m
+    again = ErrorMatrix.from_json(pooled.as_json())
+    assert [c for c, _ in again.by_condition] == [high_sun, low_sun]
+    few = ErrorMatrix(pooled.counts, per_scene=pooled.per_scene,
+                      by_condition=((low_sun, ErrorMatrix(poor, per_scene=scenes_poor[:2] * 2)),))
+    assert few.for_scene(0.5, 20.0) is few  # two scenes are too few to stand for a condition
+    with pytest.raises(ValueError):
+        SceneCondition((0.6, 0.4), (0.0, 30.0))

@@ -193,9 +193,6 @@ def test_a_data_folder_without_a_dataset_yaml_is_a_usage_error(tmp_path, content
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="known bug, found by this test on 2026-12-03: a resume after some "
-                   "kills reads a checkpoint whose train_args lack the dataset, and ultralytics falls back "
-                   "to downloading dota8.yaml; to be fixed (issue 22, item 4)")
 def test_train_killed_at_random_moments_resumes_to_a_whole_model(tmp_path):
     """kill -9 of `railwatch train` at a random moment (start-up, first epoch, a checkpoint being
     written, measuring), then `--resume`: every try ends in a model folder whose manifest's

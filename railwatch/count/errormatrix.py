@@ -28,6 +28,13 @@ two is used; and because a new scene's own shares are a draw from that spread, n
 the spread of the scenes' shares about the pooled ones (weighted by their cars) is added.
 Assumed: the shares hold for the imagery counted (the gap between simulated test scenes and
 real imagery is not in the interval).
+
+**Per condition.** A system misses more cars at 0.7 m under a low winter sun than at 0.3 m at
+noon. The matrix may carry matrices measured on the test scenes of one condition each (a band
+of native ground sample distance × a band of sun elevation, :class:`SceneCondition`); a scene
+is corrected by the matrix of its own condition (:meth:`ErrorMatrix.for_scene`, from the
+scene's native gsd and the sun's elevation over the site at its acquisition time) when that
+matrix was measured on enough cars and scenes, else by the pooled one.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from railwatch.classes import CLASS_NAMES
 from railwatch.count.frames import Z_90, CountInterval, missed_bound
 from railwatch.detect.manifest import ClassMetrics
 
-__all__ = ["MISSED", "NOT_A_CAR", "ErrorMatrix"]
+__all__ = ["MISSED", "NOT_A_CAR", "ErrorMatrix", "SceneCondition"]
 
 #: The last row: true cars the system never reported.
 MISSED = "missed"
@@ -51,6 +58,31 @@ NOT_A_CAR = "not_a_car"
 
 #: A share below this is taken as this when dividing (a class never found is not infinitely many).
 _MIN_SHARE = 0.05
+#: A condition's own matrix is used only when measured on at least this many true cars, over at
+#: least this many scenes (else its sampling error, or one odd scene, outweighs what it adds).
+MIN_CONDITION_CARS, MIN_CONDITION_SCENES = 300, 3
+
+
+@dataclass(frozen=True, slots=True)
+class SceneCondition:
+    """The scenes a conditional matrix describes: native gsd in ``[gsd_m[0], gsd_m[1])`` metres
+    and sun elevation in ``[sun_elevation_deg[0], sun_elevation_deg[1])`` degrees."""
+
+    gsd_m: tuple[float, float]
+    sun_elevation_deg: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        if not (self.gsd_m[0] < self.gsd_m[1] and self.sun_elevation_deg[0] < self.sun_elevation_deg[1]):
+            raise ValueError(f"a condition's bands must be [low, high) with low < high, got {self}")
+
+    def holds(self, gsd: float, sun_elevation: float) -> bool:
+        """Whether a scene of this native gsd and sun elevation is in the condition (never for NaN)."""
+        return (self.gsd_m[0] <= gsd < self.gsd_m[1]
+                and self.sun_elevation_deg[0] <= sun_elevation < self.sun_elevation_deg[1])
+
+    def describe(self) -> str:
+        g, e = self.gsd_m, self.sun_elevation_deg
+        return f"native {g[0]:g}–{g[1]:g} m, sun {e[0]:g}–{e[1]:g}°"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +94,8 @@ class ErrorMatrix:
     measured_on: str = ""
     #: Each test scene's own counts ``(S, K + 1, K + 1)`` (their sum is ``counts``), or None.
     per_scene: np.ndarray | None = None
+    #: Matrices measured on the test scenes of one condition each (module docstring).
+    by_condition: tuple[tuple[SceneCondition, ErrorMatrix], ...] = ()
 
     def __post_init__(self) -> None:
         k = len(CLASS_NAMES) + 1
@@ -88,8 +122,13 @@ class ErrorMatrix:
         if rows != [*CLASS_NAMES, MISSED] or cols != [*CLASS_NAMES, NOT_A_CAR]:
             raise ValueError(f"error matrix rows {rows} / columns {cols} are not railwatch's")
         scenes = doc.get("per_scene")
+        conditional = []
+        for part in doc.get("by_condition") or []:  # type: ignore[attr-defined]
+            g, e = part["gsd_m"], part["sun_elevation_deg"]
+            condition = SceneCondition((float(g[0]), float(g[1])), (float(e[0]), float(e[1])))
+            conditional.append((condition, cls.from_json({**part, "rows": rows, "columns": cols})))
         return cls(np.asarray(doc["counts"], dtype=np.float64), str(doc.get("measured_on", "")),
-                   None if scenes is None else np.asarray(scenes, dtype=np.float64))
+                   None if scenes is None else np.asarray(scenes, dtype=np.float64), tuple(conditional))
 
     def as_json(self) -> dict[str, object]:
         doc: dict[str, object] = {
@@ -98,7 +137,28 @@ class ErrorMatrix:
         }
         if self.per_scene is not None:
             doc["per_scene"] = [[[int(v) for v in row] for row in m] for m in self.per_scene]
+        if self.by_condition:
+            doc["by_condition"] = [
+                {"gsd_m": list(c.gsd_m), "sun_elevation_deg": list(c.sun_elevation_deg),
+                 **{k: v for k, v in m.as_json().items() if k not in ("rows", "columns")}}
+                for c, m in self.by_condition
+            ]
         return doc
+
+    @property
+    def enough(self) -> bool:
+        """Whether the matrix was measured on enough cars and scenes to stand for a condition."""
+        scenes = len(self.per_scene) if self.per_scene is not None else 0
+        cars = float(self.counts[:, : len(CLASS_NAMES)].sum())
+        return cars >= MIN_CONDITION_CARS and scenes >= MIN_CONDITION_SCENES
+
+    def for_scene(self, gsd: float, sun_elevation: float) -> ErrorMatrix:
+        """The matrix to correct a scene of this native gsd (m) and sun elevation (°) with: its
+        condition's, when measured on enough cars and scenes, else this pooled one."""
+        for condition, matrix in self.by_condition:
+            if condition.holds(gsd, sun_elevation) and matrix.enough:
+                return matrix
+        return self
 
     def share_variances(self) -> tuple[np.ndarray, np.ndarray]:
         """Variances of the user's shares ``u`` ``(K, K)`` and the found shares ``d`` ``(K,)`` for

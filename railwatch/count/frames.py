@@ -47,6 +47,10 @@ class CountedScene:
     acquired: datetime
     coverage: Mapping[str, float]
     detections: Detections
+    #: The scene's native ground sample distance (m) and the sun's elevation over the site at
+    #: its acquisition time (°): which error matrix corrects it (NaN: unknown, the pooled one).
+    gsd: float = math.nan
+    sun_elevation: float = math.nan
 
     def __post_init__(self) -> None:
         if self.acquired.tzinfo is None:

@@ -153,6 +153,8 @@ class ZoneClassSeries:
     transitions: tuple[Transition, ...]
     #: Per observed scene, the zone's detector counts of every class (for the error matrix).
     class_counts: tuple[dict[str, int], ...] = ()
+    #: Per observed scene, its native gsd and sun elevation (which error matrix corrects it).
+    conditions: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.counts) != len(self.times):
@@ -293,6 +295,7 @@ def zone_class_series(
     return ZoneClassSeries(
         zone, class_name, tuple(scenes[k].acquired for k in observed), tuple(counts),
         tuple(transitions), tuple(class_counts),
+        tuple((scenes[k].gsd, scenes[k].sun_elevation) for k in observed),
     )
 
 
@@ -355,6 +358,8 @@ def estimate_week(
     if inside:
         f, last = inside[0], inside[-1]
         if matrix is not None and series.class_counts:
+            if series.conditions:
+                matrix = matrix.for_scene(*series.conditions[f])
             first = matrix.correct_selected(series.class_counts[f], [series.class_name], z)
         else:
             first = true_count_interval(n[f], metrics)

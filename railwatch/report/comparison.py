@@ -162,15 +162,17 @@ def compare(
     zones: Sequence[str],
     settings: ComparisonSettings | None = None,
     matrix: ErrorMatrix | None = None,
+    conditions: Mapping[str, tuple[float, float]] | None = None,
 ) -> list[Comparison]:
     """Compare every figure with the per-scene ``frames`` rows and ``weekly`` rows of ``site``.
 
     Snapshot counts become true-car intervals through the system's error ``matrix`` when the
-    model has one, else through the per-class precision and recall ``metrics``."""
+    model has one (each scene's own condition's, from ``conditions``: scene → native gsd and sun
+    elevation), else through the per-class precision and recall ``metrics``."""
     s = settings or ComparisonSettings()
     out = []
     for f, repeats in one_per_figure(figures):
-        compared = _compare_one(f, frames, weekly, metrics, site, zones, s, matrix)
+        compared = _compare_one(f, frames, weekly, metrics, site, zones, s, matrix, conditions or {})
         out.append(replace(compared, repeats=repeats))
     return out
 
@@ -195,6 +197,7 @@ def _compare_one(
     zones: Sequence[str],
     s: ComparisonSettings,
     matrix: ErrorMatrix | None,
+    conditions: Mapping[str, tuple[float, float]],
 ) -> Comparison:
     if f.site != site:
         return Comparison(f, Verdict.NOT_OBSERVED,
@@ -202,7 +205,7 @@ def _compare_one(
     if f.zone != ANY and f.zone not in zones:
         return Comparison(f, Verdict.NOT_OBSERVED, note=f"site {site!r} has no zone {f.zone!r}")
     if f.quantity is Quantity.SNAPSHOT:
-        return _marked_distant(_snapshot(f, frames, metrics, zones, s, matrix), frames, s)
+        return _marked_distant(_snapshot(f, frames, metrics, zones, s, matrix, conditions), frames, s)
     return _marked_distant(_weekly(f, weekly, zones), frames, s)
 
 
@@ -250,6 +253,7 @@ def _snapshot(
     zones: Sequence[str],
     s: ComparisonSettings,
     matrix: ErrorMatrix | None = None,
+    conditions: Mapping[str, tuple[float, float]] | None = None,
 ) -> Comparison:
     want_zones, want_classes = _selection(f, zones)
     by_scene: dict[tuple[str, datetime], list[FrameRow]] = {}  # every class of the zones
@@ -266,8 +270,9 @@ def _snapshot(
             by_zone: dict[str, dict[str, float]] = {}
             for r in seen:
                 by_zone.setdefault(r.zone, {})[r.class_name] = r.count
+            own = matrix.for_scene(*(conditions or {}).get(scene, (math.nan, math.nan)))
             for counts in by_zone.values():
-                interval = interval + matrix.correct_selected(counts, want_classes, s.z)
+                interval = interval + own.correct_selected(counts, want_classes, s.z)
         else:
             for r in rows:
                 interval = interval + true_count_interval(r.count, metrics[r.class_name], s.z)

@@ -106,7 +106,7 @@ def build_tables(inputs: ReportInputs, settings: ReportSettings | None = None) -
                         matrix=inputs.model.matrix)
     comparisons = compare(
         inputs.figures, rows, weeks, inputs.model.metrics, inputs.site.name, zones, s.comparison,
-        matrix=inputs.model.matrix,
+        matrix=inputs.model.matrix, conditions={c.scene: (c.gsd, c.sun_elevation) for c in inputs.scenes},
     )
     return ReportTables(frames_table(rows), weekly_frame(weeks), tuple(comparisons))
 

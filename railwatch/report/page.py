@@ -149,6 +149,9 @@ def _view_figure(view: ZoneView, index: int, marks: dict[str, np.ndarray] | None
             ("time", "@acquired")]))
         fig.legend.click_policy = "hide"
         fig.legend.location = "top_left"
+    if not fig.renderers:  # no picture and no car: say so (an empty plot would read as broken)
+        fig.text(x=[(minx + maxx) / 2], y=[(miny + maxy) / 2], text=["no car found and no picture kept here"],
+                 text_align="center", text_baseline="middle", text_color="#555555")
     return fig
 
 

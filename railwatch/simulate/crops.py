@@ -25,7 +25,8 @@ from railwatch.simulate.chips import render_chip
 from railwatch.simulate.stock import Load, PlacedCar
 
 __all__ = [
-    "HARD_CASES", "NOT_A_CAR", "CropSet", "chip_crops", "load_crop_set", "make_crop_set", "save_crop_set",
+    "HARD_CASES", "NOT_A_CAR", "CropSet", "chip_crops", "hard_case", "load_crop_set", "make_crop_set",
+    "save_crop_set",
 ]
 
 #: Label index of a "not a car" crop (after the car classes).
@@ -90,7 +91,8 @@ def _jittered(corners: np.ndarray, rng: np.random.Generator, gsd: float) -> np.n
                      c + half_l * a + half_w * p, c - half_l * a + half_w * p])
 
 
-def _hard_case(car: PlacedCar, sun_elevation: float) -> int:
+def hard_case(car: PlacedCar, sun_elevation: float) -> int:
+    """The car's index into :data:`HARD_CASES` (0: none of them), seen under a sun this high."""
     cls, look = car.car.cls, car.car.look
     if cls is CarClass.FLAT_CAR and look.load is Load.CONTAINERS:
         return 1
@@ -136,7 +138,7 @@ def chip_crops(
         boxes.append(_jittered(px, rng, gsd))
         labels.append(lab.cls.class_id)
         nearest = rendered.cars[int(np.argmin(np.linalg.norm(placed - centre, axis=1)))]
-        tags.append(_hard_case(nearest, rendered.sun.elevation_deg))
+        tags.append(hard_case(nearest, rendered.sun.elevation_deg))
     n_neg = int(rng.poisson(negatives * max(len(boxes), 2)))
     tries = 0
     while n_neg > 0 and tries < 12 * (n_neg + 1):

@@ -25,6 +25,7 @@ serialises the transactions and ``busy_timeout`` makes each wait its turn.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
@@ -205,7 +206,8 @@ class Store:
         scene, dets = observation.scene, observation.detections
         key = (content_sha256, observation.model_sha256, site.name)
         naming = dets.naming
-        counted = CountedScene(scene.name, scene.acquisition.time, observation.coverage, dets)
+        counted = CountedScene(scene.name, scene.acquisition.time, observation.coverage, dets,
+                               float(scene.native_gsd), site.sun_elevation(scene.acquisition.time))
         count_rows = [  # raw detector counts of every zone, observed or not
             (r.zone, r.class_name, int(r.count), r.coverage)
             for r in frame_rows(counted, site.zone_names, min_coverage=0.0)
@@ -352,9 +354,11 @@ class Store:
                     (rec.id,),
                 ).fetchall()
             )
+            acquired = rec.acquired or datetime.min.replace(tzinfo=UTC)
             out.append(
-                CountedScene(rec.name, rec.acquired or datetime.min.replace(tzinfo=UTC),
-                             cov, self._detections(rec, site.crs))
+                CountedScene(rec.name, acquired, cov, self._detections(rec, site.crs),
+                             math.nan if rec.gsd is None else rec.gsd,
+                             site.sun_elevation(acquired) if rec.acquired else math.nan)
             )
         return out
 

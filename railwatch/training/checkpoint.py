@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,10 @@ STAGING = ".staging"
 def save_atomically(trainer: Any) -> None:
     """Make an ultralytics trainer write its checkpoints atomically, recorded in the same step.
 
-    ultralytics writes ``last.pt`` and ``best.pt`` in place: a kill mid-write leaves a torn file.
-    Here each save goes to ``weights/.staging/``, is fsynced, recorded (old and new sha256), then
-    renamed over the old file, and recorded again (new only). A kill at any moment leaves whole
+    ultralytics writes ``last.pt`` and ``best.pt`` in place, at each save and again when it strips
+    their optimizer at the end: a kill mid-write leaves a torn file. Here each save (and the
+    final strip, done on copies) goes to ``weights/.staging/``, is fsynced, recorded (old and new
+    sha256), then renamed over the old file, and recorded again (new only). A kill at any moment leaves whole
     checkpoints that the record vouches for. Install it from ``on_pretrain_routine_end``.
     """
     original = trainer.save_model
@@ -144,6 +146,34 @@ def save_atomically(trainer: Any) -> None:
         return saved
 
     trainer.save_model = save_model
+
+    final_eval = trainer.final_eval
+
+    def final_eval_atomically() -> None:
+        # ultralytics strips the optimizer from last.pt and best.pt in place at the end: strip
+        # copies in the staging folder instead, then record and rename them as above.
+        wdir = Path(trainer.wdir)
+        staging = wdir / STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        last, best = trainer.last, trainer.best
+        for src in (Path(last), Path(best)):
+            if src.is_file():
+                shutil.copyfile(src, staging / src.name)
+        trainer.last, trainer.best = staging / Path(last).name, staging / Path(best).name
+        try:
+            final_eval()
+        finally:
+            trainer.last, trainer.best = last, best
+        staged = {p.name: p for p in staging.glob("*.pt")}
+        for path in staged.values():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+        record_checkpoints(wdir, staged)
+        for name, path in staged.items():
+            os.replace(path, wdir / name)
+        record_checkpoints(wdir)
+
+    trainer.final_eval = final_eval_atomically
 
 
 def _weights_only_problem(path: Path) -> str | None:

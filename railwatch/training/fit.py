@@ -209,7 +209,11 @@ def fit(
     model.add_callback("on_fit_epoch_end", _epoch_reporter(progress))
     if settings.hours is not None:
         model.add_callback("on_fit_epoch_end", _time_cap(settings.hours, progress))
-    if resume:
+    if resume and _finished(model.ckpt):
+        # ultralytics strips last.pt once every epoch has run (epoch -1, no optimizer); resuming
+        # it would start a new training on ultralytics' demo dataset (dota8.yaml).
+        progress("railwatch train: every epoch had run; packaging the model")
+    elif resume:
         try:
             model.train(resume=True)
         except AssertionError as exc:  # ultralytics: "... is finished, nothing to resume"
@@ -220,6 +224,14 @@ def fit(
         model.train(**_train_arguments(settings, out, fine_tune))
     best = run_dir / "weights" / "best.pt"
     return best if best.is_file() else last
+
+
+def _finished(checkpoint: Any) -> bool:
+    """Whether an ultralytics checkpoint is one that training finished with: stripped of its
+    optimizer and marked epoch -1 (``strip_optimizer`` at the end of a run)."""
+    if not isinstance(checkpoint, dict):
+        return False
+    return int(checkpoint.get("epoch", -1)) < 0 or checkpoint.get("optimizer") is None
 
 
 def _checked_base(settings: TrainSettings, trust_model: bool, progress: Callable[[str], None]

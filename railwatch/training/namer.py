@@ -32,9 +32,11 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "ARCHS",
     "NAMER_LABELS",
     "NamerSettings",
     "NamerTraining",
+    "build_mobilenet",
     "build_net",
     "confusion",
     "export_onnx",
@@ -46,6 +48,18 @@ __all__ = [
 
 #: What the namer can say: the car classes, then "not a car".
 NAMER_LABELS: tuple[str, ...] = (*CLASS_NAMES, "not_a_car")
+
+#: The namer's networks: ``small``, a 155 k-parameter CNN trained from scratch (:func:`build_net`);
+#: ``mobilenet_v2``, torchvision's MobileNetV2 cut after its stride-16 stage, grown from ImageNet
+#: weights (:func:`build_mobilenet`).
+ARCHS: tuple[str, ...] = ("small", "mobilenet_v2")
+
+#: torchvision's ImageNet MobileNetV2 weights, the file ``mobilenet_v2-b0353104.pth`` (pinned and
+#: fetched as the base ``imagenet-mobilenet-v2``, :mod:`railwatch.training.bases`).
+MOBILENET_V2_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+#: MobileNetV2 blocks kept (``features[:14]``: stride 16, 96 channels) and those kept frozen as
+#: ImageNet left them (``features[:7]``, stride 8, BatchNorm statistics too).
+MOBILENET_KEEP, MOBILENET_FROZEN = 14, 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +75,13 @@ class NamerSettings:
     device: str = "cpu"
     hours: float | None = None
     widths: tuple[int, int, int, int] = (24, 32, 64, 96)
+    arch: str = "small"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 2 or self.lr <= 0:
             raise ValueError("epochs >= 1, batch >= 2 and lr > 0 are required")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +151,74 @@ def build_net(widths: tuple[int, int, int, int] = (24, 32, 64, 96)) -> torch.nn.
             return out
 
     return NamerNet()
+
+
+def build_mobilenet(imagenet: Path | None = None) -> torch.nn.Module:
+    """The namer on an ImageNet backbone: MobileNetV2's first 14 blocks (stride 16, 96 channels)
+    over the crop upsampled 1.5× (60 × 150 px: a 3 m car 15 px wide; ImageNet's objects are
+    large; 2× measured 3× slower per crop on this CPU), mean and max pooling beside the box-size
+    embedding, the same head as :func:`build_net`.
+
+    ``imagenet``: torchvision's ``mobilenet_v2-b0353104.pth``, checked against
+    :data:`MOBILENET_V2_SHA256` and loaded as weights only; ``None`` leaves the backbone random
+    (a saved namer's own weights are loaded over it by :func:`load_state`).
+    """
+    import torch
+    from torch import nn
+    from torchvision.models import mobilenet_v2
+
+    backbone = mobilenet_v2(weights=None)
+    if imagenet is not None:
+        from railwatch.detect.manifest import sha256_file
+
+        found = sha256_file(Path(imagenet))
+        if found != MOBILENET_V2_SHA256:
+            raise RailwatchError(
+                f"{imagenet}: sha256 {found[:12]}… is not torchvision's MobileNetV2 ImageNet file "
+                f"({MOBILENET_V2_SHA256[:12]}…); railwatch.training.bases.fetch_base("
+                "'imagenet-mobilenet-v2') fetches the pinned file")
+        backbone.load_state_dict(torch.load(imagenet, map_location="cpu", weights_only=True))
+    features = backbone.features[:MOBILENET_KEEP]
+    width = 96
+
+    class MobileNamer(nn.Module):
+        rgb_mean: torch.Tensor
+        rgb_std: torch.Tensor
+        size_mean: torch.Tensor
+        size_scale: torch.Tensor
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = features
+            self.register_buffer("rgb_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255.0,
+                                 persistent=False)
+            self.register_buffer("rgb_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255.0,
+                                 persistent=False)
+            self.size = nn.Sequential(nn.Linear(2, 16), nn.ReLU(inplace=True))
+            self.register_buffer("size_mean", torch.tensor([16.0, 3.1]), persistent=False)
+            self.register_buffer("size_scale", torch.tensor([4.0, 0.4]), persistent=False)
+            self.head = nn.Sequential(
+                nn.Linear(2 * width + 16, 128), nn.ReLU(inplace=True), nn.Dropout(0.2),
+                nn.Linear(128, len(NAMER_LABELS)),
+            )
+
+        def train(self, mode: bool = True) -> MobileNamer:
+            super().train(mode)
+            self.features[:MOBILENET_FROZEN].eval()  # ImageNet's BatchNorm statistics stay
+            return self
+
+        def forward(self, image: torch.Tensor, size_m: torch.Tensor) -> torch.Tensor:
+            x = nn.functional.interpolate(image, scale_factor=1.5, mode="bilinear", align_corners=False)
+            x = self.features((x - self.rgb_mean) / self.rgb_std)
+            pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+            size = (size_m - self.size_mean) / self.size_scale
+            out: torch.Tensor = self.head(torch.cat([pooled, self.size(size)], dim=1))
+            return out
+
+    net = MobileNamer()
+    for p in net.features[:MOBILENET_FROZEN].parameters():
+        p.requires_grad_(False)
+    return net
 
 
 def _symmetric_probs(net: torch.nn.Module, image: torch.Tensor, size_m: torch.Tensor) -> torch.Tensor:
@@ -213,13 +298,15 @@ def train_namer(
     *,
     base: torch.nn.Module | None = None,
     base_name: str | None = None,
+    imagenet: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[torch.nn.Module, NamerTraining]:
     """Train (or fine-tune ``base``) on ``train`` = (crops uint8, labels, sizes m); measure on ``val``.
 
     Labels index :data:`NAMER_LABELS`. Classes are weighted by the inverse square root of their
     frequency, so locomotives and flat cars are not drowned by covered cars. Stops early after
-    ``settings.hours``.
+    ``settings.hours`` (the one-cycle schedule is then cut short). ``imagenet``: the ImageNet
+    weights a ``mobilenet_v2`` namer grows from (:func:`build_mobilenet`).
     """
     import torch
 
@@ -228,10 +315,19 @@ def train_namer(
         raise RailwatchError("no training crops: nothing to train the namer on")
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
-    net = base if base is not None else build_net(settings.widths)
+    if base is not None:
+        net = base
+    elif settings.arch == "mobilenet_v2":
+        if imagenet is None:
+            raise RailwatchError("the mobilenet_v2 namer grows from ImageNet weights: give the "
+                                 "mobilenet_v2-b0353104.pth file")
+        net = build_mobilenet(imagenet)
+    else:
+        net = build_net(settings.widths)
     net.to(settings.device)
     loss_fn = _weighted_loss(labels, settings)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=settings.lr,
+                            weight_decay=settings.weight_decay)
     steps = settings.epochs * math.ceil(len(images) / settings.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps, pct_start=0.15)
     history: list[dict[str, float]] = []
@@ -318,11 +414,12 @@ def export_onnx(net: torch.nn.Module, spec: CropSpec, path: Path) -> Path:
     return path
 
 
-def save_state(net: torch.nn.Module, path: Path, spec: CropSpec, widths: tuple[int, ...]) -> Path:
+def save_state(net: torch.nn.Module, path: Path, spec: CropSpec, widths: tuple[int, ...],
+               arch: str = "small") -> Path:
     """The weights as a plain tensor ``state_dict`` (loadable with ``weights_only=True``)."""
     import torch
 
-    torch.save({"state_dict": net.state_dict(), "widths": list(widths),
+    torch.save({"state_dict": net.state_dict(), "widths": list(widths), "arch": arch,
                 "crop": [spec.gsd, spec.length_m, spec.width_m], "labels": list(NAMER_LABELS)}, path)
     return path
 
@@ -332,6 +429,13 @@ def load_state(path: Path) -> torch.nn.Module:
     import torch
 
     doc = torch.load(path, map_location="cpu", weights_only=True)
-    net = build_net(tuple(int(w) for w in doc["widths"]))  # type: ignore[arg-type]
+    arch = str(doc.get("arch", "small"))
+    if arch == "mobilenet_v2":
+        net = build_mobilenet()
+    elif arch == "small":
+        net = build_net(tuple(int(w) for w in doc["widths"]))  # type: ignore[arg-type]
+    else:
+        raise RailwatchError(f"{path}: a namer of unknown kind {arch!r}; this railwatch knows "
+                             f"{', '.join(ARCHS)}")
     net.load_state_dict(doc["state_dict"])
     return net.eval()

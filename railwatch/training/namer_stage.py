@@ -137,7 +137,7 @@ def package_namer(
             src = source.verified_path(kind, trust=trust_model)
             if src.resolve() != (out / src.name).resolve():
                 shutil.copyfile(src, out / src.name)
-    save_state(net, out / NAMER_PT, record.spec, record.settings.widths)
+    save_state(net, out / NAMER_PT, record.spec, record.settings.widths, record.settings.arch)
     export_onnx(net, record.spec, out / NAMER_ONNX)
     doc["files"][NAMER_FILE] = {"path": NAMER_ONNX, "sha256": sha256_file(out / NAMER_ONNX)}
     doc["files"][NAMER_WEIGHTS] = {"path": NAMER_PT, "sha256": sha256_file(out / NAMER_PT)}
@@ -166,6 +166,8 @@ class NamerRecipe:
     seed: int = 0
     scratch: bool = False
     crop: CropSpec = field(default_factory=CropSpec)
+    #: ImageNet MobileNetV2 weights to grow a ``mobilenet_v2`` namer from (base ``imagenet-mobilenet-v2``).
+    imagenet: str | None = None
 
     def __post_init__(self) -> None:
         if self.simulated_chips < 0:
@@ -231,8 +233,10 @@ def train_namer_stage(
         base_name = f"{base.name} namer ({base.files[NAMER_WEIGHTS].sha256[:12]}…)"
         settings = replace(settings, lr=min(settings.lr, NAMER_FINE_TUNE_LR))
         log(f"fine-tuning the namer of {recipe.base} at lr {settings.lr}")
+    if recipe.imagenet is not None:
+        base_name = f"ImageNet MobileNetV2 ({Path(recipe.imagenet).name})"
     net, record = train_namer(train_set, val_set, recipe.crop, settings, base=net, base_name=base_name,
-                              log=log)
+                              imagenet=None if recipe.imagenet is None else Path(recipe.imagenet), log=log)
     accuracy = namer_accuracy(net, val_set[0], val_set[1], val_set[2], np.concatenate(val_tags), HARD_CASES)
     accuracy["measured_on"] = (
         f"{len(val_set[1])} held-out crops"

@@ -15,6 +15,7 @@ import yaml
 
 from railwatch.detect.manifest import ModelManifest, default_model_dir
 from railwatch.errors import RailwatchError
+from railwatch.training.bases import BASES, BaseName, fetch_base
 from railwatch.training.datasets import is_analyst_dataset
 from railwatch.training.fit import SETTINGS_FILE, TrainSettings, default_freeze, default_schedule, train_model
 
@@ -67,8 +68,13 @@ class TrainRequest:
     command: str = "railwatch train"
 
     def __post_init__(self) -> None:
-        if self.pretrained and self.base_model:
+        if self.pretrained and self.base_model and self.stage is not Stage.NAMER:
             raise ValueError("give --base or --from, not both")
+        if self.pretrained:
+            wanted = "namer" if self.stage is Stage.NAMER else "finder"
+            if BASES[BaseName(self.pretrained)].stage != wanted:
+                raise ValueError(f"--base {self.pretrained} is a base for the "
+                                 f"{BASES[BaseName(self.pretrained)].stage}, not for --stage {self.stage}")
         if self.n_simulated < 0 or self.imgsz < 32 or self.batch < 1 or self.workers < 0:
             raise ValueError("--simulate must be 0 or more, --chip at least 32, --batch at least 1")
 
@@ -173,13 +179,16 @@ def _namer(request: TrainRequest, base_model: Path | None, log: Callable[[str], 
 
     if request.n_simulated <= 0 and not request.datasets:
         raise DatasetError("give --data and/or --simulate N for the namer")
+    imagenet = fetch_base(request.pretrained, log=log) if request.pretrained else None
     recipe = NamerRecipe(
         base=str(base_model or default_model_dir()), out=str(request.out),
         simulated_chips=request.n_simulated, datasets=tuple(str(d) for d in request.datasets),
-        seed=request.seed, scratch=request.scratch,
+        seed=request.seed, scratch=request.scratch or imagenet is not None,
+        imagenet=None if imagenet is None else str(imagenet),
     )
     settings = NamerSettings(epochs=request.namer_epochs, seed=request.seed, device=request.device or "cpu",
-                             hours=request.hours)
+                             hours=request.hours, arch="small" if imagenet is None else "mobilenet_v2",
+                             lr=2e-3 if imagenet is None else 1e-3)
     return train_namer_stage(recipe, settings, command=request.command, trust_model=request.trust_model,
                              workers=max(1, os.cpu_count() or 1), log=log)
 
