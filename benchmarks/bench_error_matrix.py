@@ -1,7 +1,8 @@
 """The whole system's error matrix, measured on simulated scenes never trained on.
 
 Scenes of the middle of the Tumangang yard are rendered by the simulator with seeds the
-benchmarks' accuracy table does not use (100 and up), at native resolutions 0.3–0.7 m, in
+benchmarks' accuracy table does not use (200 and up: the threshold is chosen on 150–155),
+at native resolutions 0.25–0.8 m, in
 every season, with medium and dense yards, and counted by the full pipeline (warp, cloud mask,
 chip plan, finder, namer). Each detection is matched one to one with a true car on rotated
 IoU 0.3 whatever the class: the pair adds to the matrix cell (called, true); an unmatched
@@ -50,7 +51,9 @@ GSDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.25, 0.8, 0.35, 0.55)
 GSD_BANDS = ((0.0, 0.4), (0.4, 0.6), (0.6, 2.0))
 SUN_BANDS = ((-90.0, 30.0), (30.0, 50.0), (50.0, 90.5))
 SEASONS = tuple(Season)
-FIRST_SEED = 100
+#: Seeds 200 and up (before 2026-12-03: 100–109, which overlapped the threshold's 150–155 once
+#: more than 50 scenes were measured).
+FIRST_SEED = 200
 
 
 def scene_plan(n: int, first_seed: int = FIRST_SEED) -> list[tuple[int, float, Season, Density]]:
@@ -177,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     covered = [(r["covered_true"], r["covered_called"], r["covered_fractional"]) for r in rows
                if r["covered_true"] >= 5]
     if covered:
-        t, c, f = (np.array(v, dtype=float) for v in zip(*covered, strict=True))
+        true, called, frac = (np.array(v, dtype=float) for v in zip(*covered, strict=True))
         summary["covered_count_error"] = {
-            "scenes": len(t), "called_mean_abs": round(float(np.mean(np.abs(c - t) / t)), 4),
-            "fractional_mean_abs": round(float(np.nanmean(np.abs(f - t) / t)), 4),
-            "called_total": round(float(c.sum() / t.sum() - 1), 4),
-            "fractional_total": round(float(np.nansum(f) / t.sum() - 1), 4)}
+            "scenes": len(true), "called_mean_abs": round(float(np.mean(np.abs(called - true) / true)), 4),
+            "fractional_mean_abs": round(float(np.nanmean(np.abs(frac - true) / true)), 4),
+            "called_total": round(float(called.sum() / true.sum() - 1), 4),
+            "fractional_total": round(float(np.nansum(frac) / true.sum() - 1), 4)}
         print("covered cars per scene, mean abs error: called", summary["covered_count_error"])
     summary["by_condition"] = [
         {"condition": cond.describe(), "scenes": len(m.per_scene) if m.per_scene is not None else 0,

@@ -474,7 +474,7 @@ def _write_sparse(good: Path, path: Path, side: int) -> None:
 
 
 def train_kills(work: Path, n: int, rng: random.Random) -> dict[str, object]:
-    """kill -9 of a tiny `railwatch train` (8 simulated 160 px chips, 3 epochs) at random
+    """kill -9 of a tiny `railwatch train` (8 simulated 160 px chips, 8 epochs) at random
     moments from start-up to packaging, then `railwatch train --out OUT --resume`: exit code,
     a traceback or not, and whether the manifest's sha256 match the model's files."""
     from railwatch.detect.manifest import ModelManifest
@@ -484,7 +484,7 @@ def train_kills(work: Path, n: int, rng: random.Random) -> dict[str, object]:
     chips = work / "train-chips"
     if not chips.is_dir():
         export_yolo_obb(chips, 8, gsd=0.3, chip=160, seed=4, val_fraction=0.25)
-    args = ["train", "--data", str(chips), "--epochs", "3", "--imgsz", "160", "--batch", "4",
+    args = ["train", "--data", str(chips), "--epochs", "8", "--imgsz", "160", "--batch", "4",
             "--workers", "0"]
     cache = str(work / "train-cache")
     t0 = time.perf_counter()

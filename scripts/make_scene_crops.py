@@ -10,7 +10,9 @@ seeds that no benchmark uses (error matrix 100–109, threshold 150–155, loop 
 - ``site``: the benchmark yard of the Tumangang–Khasan site (:mod:`simscenes`), 1520 mm stock,
   every season, 0.25–0.8 m, haze, off-nadir views, sparse to dense;
 - ``yard``: generic yards (:mod:`railwatch.simulate.yardscene`), half European marshalling
-  yards (weeds on some), half 1520 mm sidings, a random sun (10–75°), sensor and season.
+  yards (weeds on some), half 1520 mm sidings, a random sun (10–75°), sensor and season;
+- with ``--bridge``, only site scenes of the bridge over the Tumen: a train on the deck, its
+  shadow bands on the deck (a hard negative no yard shows).
 
 Each scene is warped onto the model's grid through the pipeline's own scene plan and reads,
 the finder alone runs over it at a low threshold, and every box it returns is cut into a
@@ -58,6 +60,9 @@ from railwatch.simulate.yardscene import (
 from railwatch.training.evaluate import match_boxes
 
 YARD = (632000.0, 4697618.0, 632600.0, 4698018.0)
+#: The Tumangang–Khasan bridge over the Tumen (its zone, 60 m around): trains on a deck whose
+#: shadow bands fall on the deck itself, not on ballast.
+BRIDGE = (634675.0, 4696996.0, 635371.0, 4697359.0)
 
 
 class Collector:
@@ -176,8 +181,10 @@ def main() -> int:
     p.add_argument("--model", type=Path, default=default_model_dir(), help="the finder's model folder")
     p.add_argument("--conf", type=float, default=0.15,
                    help="the finder's threshold (low: more hard negatives)")
+    p.add_argument("--bridge", action="store_true",
+                   help="only site scenes of the bridge (trains on the deck) instead of yards")
     args = p.parse_args()
-    site = benchmark_site(YARD, "scene-crops")
+    site = benchmark_site(BRIDGE if args.bridge else YARD, "scene-crops")
     two_stage = load_detector(args.model)
     finder = Detector(two_stage.manifest, two_stage.backend, DetectorSettings(conf=args.conf))
     crops, labels, sizes, chips, tags = [], [], [], [], []
@@ -185,7 +192,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.scenes):
             seed = args.seed + i
-            if i % 2:
+            if i % 2 and not args.bridge:
                 collector, cond = yard_scene(finder, seed, Path(tmp))
             else:
                 collector, cond = site_scene(site, finder, seed, Path(tmp))

@@ -22,6 +22,8 @@ def main() -> int:
     p.add_argument("png", type=Path)
     p.add_argument("--width", type=int, default=1200)
     p.add_argument("--height", type=int, default=1100)
+    p.add_argument("--tab", default=None,
+                   help="show the view whose tab title contains this (default: the first)")
     args = p.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -38,10 +40,19 @@ def main() -> int:
             page.goto(args.page.resolve().as_uri())
             page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
             page.wait_for_timeout(1500)
-            at = page.evaluate("""() => { const doc = Bokeh.documents[0];
-                const plot = doc.get_model_by_name('view-0');
+            name = page.evaluate("""(wanted) => { const doc = Bokeh.documents[0];
+                for (const m of doc.all_models) {
+                  if (m.type != 'Tabs' || !wanted) continue;
+                  const k = m.tabs.findIndex(t => t.title.includes(wanted));
+                  if (k >= 0) { m.active = k; return m.tabs[k].child.name; }
+                }
+                return 'view-0'; }""", args.tab)
+            page.wait_for_timeout(1500)
+            at = page.evaluate("""(name) => { const doc = Bokeh.documents[0];
+                const plot = doc.get_model_by_name(name);
                 const r = [...doc.all_models].find(
-                  m => m.type == 'GlyphRenderer' && (m.name ?? '').startsWith('boxes-0-'));
+                  m => m.type == 'GlyphRenderer'
+                       && (m.name ?? '').startsWith('boxes-' + name.slice(5) + '-'));
                 if (!plot || !r) return null;
                 const xs = r.data_source.data.xs[0], ys = r.data_source.data.ys[0];
                 const find = (v) => { if (v.model === plot) return v;
@@ -50,7 +61,8 @@ def main() -> int:
                 let view = null; for (const root of Bokeh.index.roots) view = view ?? find(root);
                 const box = view.canvas_view.el.getBoundingClientRect();
                 return {x: box.left + view.frame.x_scale.compute(xs.reduce((a, b) => a + b) / 4),
-                        y: box.top + view.frame.y_scale.compute(ys.reduce((a, b) => a + b) / 4)}; }""")
+                        y: box.top + view.frame.y_scale.compute(ys.reduce((a, b) => a + b) / 4)}; }""", name)
+            page.wait_for_timeout(1000)
             if at is not None:
                 page.mouse.move(at["x"], at["y"])
                 page.wait_for_timeout(800)

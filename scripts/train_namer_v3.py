@@ -155,15 +155,33 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of each candidate")
     p.add_argument("--imagenet", type=Path, help="mobilenet_v2-b0353104.pth")
     p.add_argument("--model", type=Path, default=default_model_dir(), help="the shipped model folder")
-    p.add_argument("--package", choices=sorted(CANDIDATES), help="package this trained candidate")
+    p.add_argument("--package", help="package this trained candidate (a name in OUT/compare.json)")
     p.add_argument("--model-out", type=Path, help="where --package writes the two-stage model folder")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--extra", type=Path, nargs="*", default=[],
+                   help="more crop sets (make_scene_crops.py --bridge): trained on whole, their "
+                        "'-val' twins held out and reported on their own")
+    p.add_argument("--replay", type=float, default=1.0,
+                   help="share of the base crops trained on beside --extra")
+    p.add_argument("--start", help="fine-tune the namer of this earlier candidate (OUT/START/namer.pt)")
+    p.add_argument("--name", help="the name the --start run is kept under")
     args = p.parse_args()
     import torch
 
     torch.set_num_threads(2)
     train, val, chips, conditions = load_sets(args.crops, args.workers)
     train_set = joined(train, chips)
+    if args.replay < 1.0:
+        keep = np.random.default_rng(7).random(len(train_set[1])) < args.replay
+        train_set = (train_set[0][keep], train_set[1][keep], train_set[2][keep])
+    extra_val: dict[str, CropSet] = {}
+    for path in args.extra:
+        more = load_crop_set(path)
+        train_set = (np.concatenate([train_set[0], more.images]), np.concatenate([train_set[1], more.labels]),
+                     np.concatenate([train_set[2], more.size_m]))
+        twin = path.with_name(path.stem.replace("-train", "-val") + ".npz")
+        if twin.is_file():
+            extra_val[twin.stem] = load_crop_set(twin)
     val_set = (val.images, val.labels, val.size_m)
     print(f"train {len(train_set[1])} crops ({len(train)} scene, {len(chips)} chip), held out {len(val)} "
           f"scene crops; labels {np.bincount(train_set[1]).tolist()}", flush=True)
@@ -175,20 +193,31 @@ def main() -> int:
         net = load_state(shipped.verified_path(NAMER_WEIGHTS))
         report["shipped-v2"] = {"accuracy": evaluate(net, val, conditions),
                                 "ms_per_crop_onnx": round(onnx_cost(net, train.spec, args.out), 3)}
-    for name in args.candidates:
-        base = load_state(shipped.verified_path(NAMER_WEIGHTS)) if name == "small-v2" else None
-        epochs = plan_epochs(name, base, args.imagenet, train_set, len(val), args.minutes)
-        settings = replace(CANDIDATES[name], epochs=epochs, hours=args.minutes / 60)
-        print(f"{name}: {epochs} epochs fit in {args.minutes} min", flush=True)
+    runs = [(name, name) for name in args.candidates]
+    if args.start:
+        runs.append((args.name or f"{args.start}+", "small-v2"))
+    for name, kind in runs:
+        if name != kind:
+            base = load_state(args.out / args.start / "namer.pt")
+        else:
+            base = load_state(shipped.verified_path(NAMER_WEIGHTS)) if name == "small-v2" else None
+        epochs = plan_epochs(kind, base, args.imagenet, train_set, len(val), args.minutes)
+        settings = replace(CANDIDATES[kind], epochs=epochs, hours=args.minutes / 60)
+        print(f"{name}: {epochs} epochs fit in {args.minutes} min on {len(train_set[1])} crops", flush=True)
         net, record = train_namer(train_set, val_set, train.spec, settings, base=base,
-                                  base_name="namer v2" if base is not None else None,
-                                  imagenet=args.imagenet if name == "mobilenet_v2" else None)
+                                  base_name=(None if base is None else "namer v2" if name == kind
+                                             else f"namer {args.start}"),
+                                  imagenet=args.imagenet if kind == "mobilenet_v2" else None)
         folder = args.out / name
         folder.mkdir(exist_ok=True)
         save_state(net, folder / "namer.pt", train.spec, settings.widths, settings.arch)
         report[name] = {"training": record.as_json(), "accuracy": evaluate(net, val, conditions),
+                        "command": "python scripts/train_namer_v3.py " + " ".join(sys.argv[1:]),
                         "ms_per_crop_onnx": round(onnx_cost(net, train.spec, args.out), 3),
-                        "parameters": sum(q.numel() for q in net.parameters())}
+                        "parameters": sum(q.numel() for q in net.parameters()),
+                        "held_out_extra": {
+                            k: namer_accuracy(net, v.images, v.labels, v.size_m, v.tag, HARD_CASES)
+                            for k, v in extra_val.items()}}
         report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         a = report[name]["accuracy"]
         print(f"{name}: accuracy {a['accuracy']}, covered {a['per_label']['covered_car']}, "
@@ -214,8 +243,8 @@ def main() -> int:
         command = ("python scripts/make_scene_crops.py --scenes 400 --seed 500 "
                    "--out CROPS/scenes-train.npz && "
                    "python scripts/make_scene_crops.py --scenes 80 --seed 1000 --out CROPS/scenes-val.npz && "
-                   f"python scripts/train_namer_v3.py --crops CROPS --imagenet mobilenet_v2-b0353104.pth "
-                   f"--minutes {round(doc['training']['seconds'] / 60)} --candidates {name} --out RUNS")
+                   + str(doc.get("command", "python scripts/train_namer_v3.py --crops CROPS "
+                                            f"--candidates {name}")))
         package_namer(args.model, args.model_out, net, record, accuracy, command=command)
         print(f"packaged {name} with the finder of {args.model} into {args.model_out}")
     return 0

@@ -48,6 +48,11 @@ def test_a_counted_scene_round_trips(tmp_path, observed):
         assert back.coverage == pytest.approx(obs.coverage)
         np.testing.assert_allclose(back.detections.corners, obs.detections.corners)
         assert list(back.detections.zone) == list(obs.detections.zone)
+        # what chooses the error matrix of the scene's condition: its native gsd and the sun's
+        # elevation at 00:00 UTC on 5 October over Tumangang (08:00 local, about 20° up)
+        assert back.gsd == pytest.approx(0.4, rel=0.01)
+        assert back.sun_elevation == pytest.approx(site.sun_elevation(back.acquired))
+        assert 10 < back.sun_elevation < 30
         assert store.model(model.sha256).metrics["tank_car"] == ClassMetrics(0.9, 0.8)
         assert store.site(site.name).zone_names == site.zone_names
         [rec] = store.scenes(model.sha256, site.name)

@@ -257,7 +257,11 @@ def _epoch_reporter(progress: Callable[[str], None]) -> Callable[[Any], None]:
 
     def on_epoch_end(trainer: Any) -> None:
         done = trainer.epoch + 1
-        total = max(trainer.epochs, done)  # a time budget may cut the planned epochs short
+        if done > trainer.epochs:  # ultralytics' final validation of best.pt reports as one more epoch
+            minutes = (time.monotonic() - started) / 60
+            progress(f"railwatch train: the best weights validated, {minutes:.1f} min")
+            return
+        total = trainer.epochs
         elapsed = time.monotonic() - started
         eta = elapsed / max(done - trainer.start_epoch, 1) * (total - done)
         progress(f"railwatch train: epoch {done}/{total}, elapsed {elapsed / 60:.1f} min, "
