@@ -227,3 +227,47 @@ def test_train_killed_at_random_moments_resumes_to_a_whole_model(tmp_path):
         for kind in manifest.files:
             manifest.verified_path(kind)  # raises if a file is not the one listed
         assert json.loads((out / "manifest.json").read_text())["training"]["resumed_with"]
+
+
+def test_checkpoints_and_their_final_strip_are_written_aside_recorded_and_renamed(tmp_path):
+    """ultralytics writes last.pt/best.pt in place at each save and strips them in place at the
+    end; with save_atomically both happen on staged files that are recorded, then renamed."""
+    import json
+    from types import SimpleNamespace
+
+    from railwatch.detect.manifest import sha256_file
+    from railwatch.training.checkpoint import CHECKPOINTS_FILE, STAGING, save_atomically
+
+    wdir = tmp_path / "run" / "weights"
+    wdir.mkdir(parents=True)
+    seen: list[str] = []
+
+    def save_model():
+        seen.append(str(trainer.last.parent.name))
+        trainer.last.write_bytes(b"epoch state " * 10)
+        trainer.best.write_bytes(b"best state " * 10)
+        return True
+
+    def final_eval():
+        seen.append(str(trainer.last.parent.name))
+        assert trainer.last.read_bytes() == (wdir / "last.pt").read_bytes()  # a copy of the real one
+        trainer.last.write_bytes(b"stripped")
+        raise_now = trainer.best.read_bytes() == b"fail"
+        if raise_now:
+            raise RuntimeError("validation failed")
+
+    trainer = SimpleNamespace(wdir=wdir, last=wdir / "last.pt", best=wdir / "best.pt",
+                              save_model=save_model, final_eval=final_eval)
+    save_atomically(trainer)
+    assert trainer.save_model() is True
+    trainer.final_eval()
+    assert seen == [STAGING, STAGING] and trainer.last == wdir / "last.pt"
+    assert (wdir / "last.pt").read_bytes() == b"stripped"
+    record = json.loads((tmp_path / "run" / CHECKPOINTS_FILE).read_text())
+    assert record["last.pt"] == [sha256_file(wdir / "last.pt")]
+    assert record["best.pt"] == [sha256_file(wdir / "best.pt")]
+    assert not list((wdir / STAGING).glob("*.pt"))
+    (wdir / "best.pt").write_bytes(b"fail")
+    with pytest.raises(RuntimeError):
+        trainer.final_eval()
+    assert (wdir / "last.pt").read_bytes() == b"stripped"  # a failed strip replaced nothing

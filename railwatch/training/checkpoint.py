@@ -118,50 +118,26 @@ def save_atomically(trainer: Any) -> None:
     ultralytics writes ``last.pt`` and ``best.pt`` in place, at each save and again when it strips
     their optimizer at the end: a kill mid-write leaves a torn file. Here each save (and the
     final strip, done on copies) goes to ``weights/.staging/``, is fsynced, recorded (old and new
-    sha256), then renamed over the old file, and recorded again (new only). A kill at any moment leaves whole
-    checkpoints that the record vouches for. Install it from ``on_pretrain_routine_end``.
+    sha256), then renamed over the old file, and recorded again (new only). A kill at any moment
+    leaves whole checkpoints that the record vouches for. Install it from ``on_pretrain_routine_end``.
     """
-    original = trainer.save_model
 
-    def save_model() -> bool:
+    def staged_run(step: Callable[[], Any], copy_first: bool) -> Any:
+        """Run ``step`` with the trainer's checkpoints pointed into the staging folder (copies of
+        the current ones when ``copy_first``), then fsync, record and rename what it wrote."""
         wdir = Path(trainer.wdir)
         staging = wdir / STAGING
         staging.mkdir(parents=True, exist_ok=True)
         for stale in staging.glob("*.pt"):
             stale.unlink()
         last, best = trainer.last, trainer.best
-        trainer.last, trainer.best = staging / "last.pt", staging / "best.pt"
-        try:
-            saved = bool(original())
-        finally:
-            trainer.last, trainer.best = last, best
-        staged = {p.name: p for p in staging.glob("*.pt")}
-        for path in staged.values():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-        record_checkpoints(wdir, staged)
-        for name, path in staged.items():
-            os.replace(path, wdir / name)
-        record_checkpoints(wdir)
-        return saved
-
-    trainer.save_model = save_model
-
-    final_eval = trainer.final_eval
-
-    def final_eval_atomically() -> None:
-        # ultralytics strips the optimizer from last.pt and best.pt in place at the end: strip
-        # copies in the staging folder instead, then record and rename them as above.
-        wdir = Path(trainer.wdir)
-        staging = wdir / STAGING
-        staging.mkdir(parents=True, exist_ok=True)
-        last, best = trainer.last, trainer.best
-        for src in (Path(last), Path(best)):
-            if src.is_file():
-                shutil.copyfile(src, staging / src.name)
+        if copy_first:
+            for src in (Path(last), Path(best)):
+                if src.is_file():
+                    shutil.copyfile(src, staging / src.name)
         trainer.last, trainer.best = staging / Path(last).name, staging / Path(best).name
         try:
-            final_eval()
+            result = step()
         finally:
             trainer.last, trainer.best = last, best
         staged = {p.name: p for p in staging.glob("*.pt")}
@@ -172,8 +148,13 @@ def save_atomically(trainer: Any) -> None:
         for name, path in staged.items():
             os.replace(path, wdir / name)
         record_checkpoints(wdir)
+        return result
 
-    trainer.final_eval = final_eval_atomically
+    save_model, final_eval = trainer.save_model, trainer.final_eval
+    trainer.save_model = lambda: bool(staged_run(save_model, copy_first=False))
+    # ultralytics strips the optimizer from last.pt and best.pt in place when training ends:
+    # strip copies in the staging folder instead, recorded and renamed like every save.
+    trainer.final_eval = lambda: staged_run(final_eval, copy_first=True)
 
 
 def _weights_only_problem(path: Path) -> str | None:

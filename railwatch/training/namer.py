@@ -124,6 +124,8 @@ def build_net(widths: tuple[int, int, int, int] = (24, 32, 64, 96)) -> torch.nn.
     w1, w2, w3, w4 = widths
 
     class NamerNet(nn.Module):
+        size: nn.Sequential
+        head: nn.Sequential
         size_mean: torch.Tensor
         size_scale: torch.Tensor
 
@@ -135,13 +137,7 @@ def build_net(widths: tuple[int, int, int, int] = (24, 32, 64, 96)) -> torch.nn.
                 block(w1, w2), nn.MaxPool2d(2), block(w2, w3), nn.MaxPool2d(2),
                 nn.Conv2d(w3, w4, 3, padding=1, bias=False), nn.BatchNorm2d(w4), nn.ReLU(inplace=True),
             )
-            self.size = nn.Sequential(nn.Linear(2, 16), nn.ReLU(inplace=True))
-            self.register_buffer("size_mean", torch.tensor([16.0, 3.1]), persistent=False)
-            self.register_buffer("size_scale", torch.tensor([4.0, 0.4]), persistent=False)
-            self.head = nn.Sequential(
-                nn.Linear(2 * w4 + 16, 128), nn.ReLU(inplace=True), nn.Dropout(0.2),
-                nn.Linear(128, len(NAMER_LABELS)),
-            )
+            _add_size_and_head(self, w4)
 
         def forward(self, image: torch.Tensor, size_m: torch.Tensor) -> torch.Tensor:
             x = self.features(image / 127.5 - 1.0)
@@ -151,6 +147,21 @@ def build_net(widths: tuple[int, int, int, int] = (24, 32, 64, 96)) -> torch.nn.
             return out
 
     return NamerNet()
+
+
+def _add_size_and_head(net: torch.nn.Module, width: int) -> None:
+    """The parts every namer shares: the box-size embedding (its normalisation as buffers) and
+    the head over mean- and max-pooled features of ``width`` channels beside it."""
+    import torch
+    from torch import nn
+
+    net.size = nn.Sequential(nn.Linear(2, 16), nn.ReLU(inplace=True))
+    net.register_buffer("size_mean", torch.tensor([16.0, 3.1]), persistent=False)
+    net.register_buffer("size_scale", torch.tensor([4.0, 0.4]), persistent=False)
+    net.head = nn.Sequential(
+        nn.Linear(2 * width + 16, 128), nn.ReLU(inplace=True), nn.Dropout(0.2),
+        nn.Linear(128, len(NAMER_LABELS)),
+    )
 
 
 def build_mobilenet(imagenet: Path | None = None) -> torch.nn.Module:
@@ -184,6 +195,8 @@ def build_mobilenet(imagenet: Path | None = None) -> torch.nn.Module:
     class MobileNamer(nn.Module):
         rgb_mean: torch.Tensor
         rgb_std: torch.Tensor
+        size: nn.Sequential
+        head: nn.Sequential
         size_mean: torch.Tensor
         size_scale: torch.Tensor
 
@@ -194,13 +207,7 @@ def build_mobilenet(imagenet: Path | None = None) -> torch.nn.Module:
                                  persistent=False)
             self.register_buffer("rgb_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255.0,
                                  persistent=False)
-            self.size = nn.Sequential(nn.Linear(2, 16), nn.ReLU(inplace=True))
-            self.register_buffer("size_mean", torch.tensor([16.0, 3.1]), persistent=False)
-            self.register_buffer("size_scale", torch.tensor([4.0, 0.4]), persistent=False)
-            self.head = nn.Sequential(
-                nn.Linear(2 * width + 16, 128), nn.ReLU(inplace=True), nn.Dropout(0.2),
-                nn.Linear(128, len(NAMER_LABELS)),
-            )
+            _add_size_and_head(self, width)
 
         def train(self, mode: bool = True) -> MobileNamer:
             super().train(mode)
