@@ -179,7 +179,8 @@ def _namer(request: TrainRequest, base_model: Path | None, log: Callable[[str], 
 
     if request.n_simulated <= 0 and not request.datasets:
         raise DatasetError("give --data and/or --simulate N for the namer")
-    imagenet = fetch_base(request.pretrained, log=log) if request.pretrained else None
+    namer_base = request.pretrained if request.stage is Stage.NAMER else None  # --stage both: the finder's
+    imagenet = fetch_base(namer_base, log=log) if namer_base else None
     recipe = NamerRecipe(
         base=str(base_model or default_model_dir()), out=str(request.out),
         simulated_chips=request.n_simulated, datasets=tuple(str(d) for d in request.datasets),
