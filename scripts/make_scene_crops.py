@@ -57,6 +57,7 @@ from railwatch.simulate.yardscene import (
     render_yard_scene,
     write_yard_scene,
 )
+from railwatch.site import Site
 from railwatch.training.evaluate import match_boxes
 
 YARD = (632000.0, 4697618.0, 632600.0, 4698018.0)
@@ -124,7 +125,7 @@ class Collector:
         return found
 
 
-def site_scene(site: object, finder: Detector, seed: int, work: Path) -> tuple[Collector, dict[str, object]]:
+def site_scene(site: Site, finder: Detector, seed: int, work: Path) -> tuple[Collector, dict[str, object]]:
     """A scene of the benchmark yard of the site, drawn from ``seed``."""
     rng = np.random.default_rng([seed, 77])
     season = tuple(Season)[int(rng.integers(len(Season)))]
@@ -134,13 +135,13 @@ def site_scene(site: object, finder: Detector, seed: int, work: Path) -> tuple[C
     spec = SceneSpec(at=scene_time(season), gsd=gsd, cloud_fraction=0.0, haze=float(rng.uniform(0.02, 0.3)),
                      season=season, noise=float(rng.uniform(1.5, 7.0)), off_nadir_deg=off_nadir,
                      view_azimuth_deg=float(rng.uniform(0.0, 359.0)), seed=seed)
-    sim = render_to_file(site, spec, density, work / "s.tif", world_seed=seed)  # type: ignore[arg-type]
-    region = site.counting_region()  # type: ignore[attr-defined]
+    sim = render_to_file(site, spec, density, work / "s.tif", world_seed=seed)
+    region = site.counting_region()
     inside = sim.visible_in(region)
     hard = sim.hard if sim.hard is not None else np.zeros(len(sim.true_class), dtype=np.int64)
     collector = Collector(finder, sim.true_corners.reshape(-1, 4, 2)[inside], sim.true_class[inside],
                           hard[inside], CropSpec())
-    observe_scene(open_scene(work / "s.tif", site.crs, site.aoi_local), site, collector)  # type: ignore[attr-defined]
+    observe_scene(open_scene(work / "s.tif", site.crs, site.aoi_local), site, collector)
     return collector, {"kind": "site", "gsd": gsd, "season": str(season), "sun": round(sim.sun_elevation, 1),
                        "stock": "1520", "density": str(density), "off_nadir": round(off_nadir, 1)}
 
@@ -165,7 +166,7 @@ def yard_scene(finder: Detector, seed: int, work: Path) -> tuple[Collector, dict
     hard = np.array([hard_case(c, sun.elevation_deg) for c in scene.cars], dtype=np.int64)
     collector = Collector(finder, truth, classes, hard, CropSpec())
     try:
-        observe_file(path, collector)  # type: ignore[arg-type]
+        observe_file(path, collector)
     finally:
         path.unlink()
         truth_file.unlink()

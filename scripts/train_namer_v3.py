@@ -22,6 +22,7 @@ Writes ``OUT/<candidate>/namer.pt`` and ``OUT/compare.json``. All crops are SIMU
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -109,8 +110,10 @@ def plan_epochs(name: str, base: object, imagenet: Path | None, train_set: tuple
     from railwatch.training.namer import build_mobilenet
 
     settings = CANDIDATES[name]
-    net = base if base is not None else (build_mobilenet(imagenet) if settings.arch == "mobilenet_v2"
-                                         else build_net(settings.widths))
+    if base is not None:  # timed on a copy: its BatchNorm statistics must not move before training
+        net = copy.deepcopy(base)
+    else:
+        net = build_mobilenet(imagenet) if settings.arch == "mobilenet_v2" else build_net(settings.widths)
     net.train()  # type: ignore[attr-defined]
     x = torch.from_numpy(train_set[0][: settings.batch].astype(np.float32))
     z = torch.from_numpy(train_set[2][: settings.batch].astype(np.float32))

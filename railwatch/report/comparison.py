@@ -252,8 +252,8 @@ def _snapshot(
     metrics: Mapping[str, ClassMetrics],
     zones: Sequence[str],
     s: ComparisonSettings,
-    matrix: ErrorMatrix | None = None,
-    conditions: Mapping[str, tuple[float, float]] | None = None,
+    matrix: ErrorMatrix | None,
+    conditions: Mapping[str, tuple[float, float]],
 ) -> Comparison:
     want_zones, want_classes = _selection(f, zones)
     by_scene: dict[tuple[str, datetime], list[FrameRow]] = {}  # every class of the zones
@@ -270,7 +270,7 @@ def _snapshot(
             by_zone: dict[str, dict[str, float]] = {}
             for r in seen:
                 by_zone.setdefault(r.zone, {})[r.class_name] = r.count
-            own = matrix.for_scene(*(conditions or {}).get(scene, (math.nan, math.nan)))
+            own = matrix.for_scene(*conditions.get(scene, (math.nan, math.nan)))
             for counts in by_zone.values():
                 interval = interval + own.correct_selected(counts, want_classes, s.z)
         else:

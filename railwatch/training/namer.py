@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -112,7 +112,6 @@ def build_net(widths: tuple[int, int, int, int] = (24, 32, 64, 96)) -> torch.nn.
     convolution, then mean and max pooling beside a small embedding of the box size. Sized for
     CPU training (~10 ms per crop forward and backward on 2 busy cores).
     """
-    import torch
     from torch import nn
 
     def block(cin: int, cout: int) -> nn.Sequential:
@@ -140,11 +139,7 @@ def build_net(widths: tuple[int, int, int, int] = (24, 32, 64, 96)) -> torch.nn.
             _add_size_and_head(self, w4)
 
         def forward(self, image: torch.Tensor, size_m: torch.Tensor) -> torch.Tensor:
-            x = self.features(image / 127.5 - 1.0)
-            pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-            size = (size_m - self.size_mean) / self.size_scale
-            out: torch.Tensor = self.head(torch.cat([pooled, self.size(size)], dim=1))
-            return out
+            return _named(self, self.features(image / 127.5 - 1.0), size_m)
 
     return NamerNet()
 
@@ -162,6 +157,17 @@ def _add_size_and_head(net: torch.nn.Module, width: int) -> None:
         nn.Linear(2 * width + 16, 128), nn.ReLU(inplace=True), nn.Dropout(0.2),
         nn.Linear(128, len(NAMER_LABELS)),
     )
+
+
+def _named(net: Any, features: torch.Tensor, size_m: torch.Tensor) -> torch.Tensor:
+    """Logits from a namer's feature map and box sizes: mean and max pooling beside the size
+    embedding, through the head (:func:`_add_size_and_head`)."""
+    import torch
+
+    pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
+    size = (size_m - net.size_mean) / net.size_scale
+    out: torch.Tensor = net.head(torch.cat([pooled, net.size(size)], dim=1))
+    return out
 
 
 def build_mobilenet(imagenet: Path | None = None) -> torch.nn.Module:
@@ -216,11 +222,7 @@ def build_mobilenet(imagenet: Path | None = None) -> torch.nn.Module:
 
         def forward(self, image: torch.Tensor, size_m: torch.Tensor) -> torch.Tensor:
             x = nn.functional.interpolate(image, scale_factor=1.5, mode="bilinear", align_corners=False)
-            x = self.features((x - self.rgb_mean) / self.rgb_std)
-            pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-            size = (size_m - self.size_mean) / self.size_scale
-            out: torch.Tensor = self.head(torch.cat([pooled, self.size(size)], dim=1))
-            return out
+            return _named(self, self.features((x - self.rgb_mean) / self.rgb_std), size_m)
 
     net = MobileNamer()
     for p in net.features[:MOBILENET_FROZEN].parameters():
